@@ -1,0 +1,10 @@
+from .wsss_transforms import (IMAGENET_MEAN, IMAGENET_STD,
+                              LoadOptionalAnnotations, MultiScaleImages,
+                              NormalizeImage, PackWSSSInputs,
+                              RandomCropWithPad, RandomLongSideResize)
+
+__all__ = [
+    'IMAGENET_MEAN', 'IMAGENET_STD', 'LoadOptionalAnnotations',
+    'RandomLongSideResize', 'NormalizeImage', 'RandomCropWithPad',
+    'MultiScaleImages', 'PackWSSSInputs'
+]

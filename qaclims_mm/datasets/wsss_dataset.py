@@ -1,0 +1,188 @@
+"""Image-level-label datasets for weakly supervised semantic segmentation."""
+import os.path as osp
+from typing import List, Optional, Sequence
+
+from mmseg.datasets import BaseSegDataset
+from mmseg.registry import DATASETS
+
+from ..utils.io import read_split
+from .class_names import COCO_CLASSES, VOC_CLASSES, VOC_PALETTE, coco_palette
+from .labels_file import load_labels_file
+
+
+class WSSSDataset(BaseSegDataset):
+    """A split of image ids with image-level labels and, optionally, masks.
+
+    Every data sample carries its image id (``img_id``) and its image-level
+    labels (``img_labels``: sorted 0-based object-class indices); the pack
+    transform turns the latter into a multi-hot vector. Pixel masks are attached
+    only when ``with_seg_map=True``: for evaluation (ground truth) or for
+    training a segmentation network on pseudo masks (point ``seg_map_path`` at
+    the pseudo-mask folder). CAM training never needs them.
+
+    ``metainfo['classes']`` is background followed by the object classes, so
+    label maps follow the mmseg convention (0 background, 1..C objects, 255
+    ignored).
+
+    Args:
+        ann_file (str): The split list (one image id per line), relative to
+            ``data_root``.
+        labels_file (str): The image-level labels file (JSON written by our
+            converters, or the official ``cls_labels.npy``), relative to
+            ``data_root``.
+        with_seg_map (bool): Attach ``seg_map_path`` to every sample and check
+            that each mask exists. Defaults to False.
+        skip_unlabeled (bool): Drop images without any object label (COCO
+            training). When False (default) such images are kept, with an empty
+            label list (evaluation).
+        check_files (bool): Check at start-up that every image (and mask) of
+            the split exists, so that a missing file is reported by name before
+            training starts rather than hours into it. Defaults to True.
+        **kwargs: Passed to :class:`mmseg.datasets.BaseSegDataset`
+            (``data_root``, ``data_prefix``, ``pipeline``, ``test_mode``, ...).
+    """
+
+    def __init__(self,
+                 ann_file: str,
+                 labels_file: str,
+                 with_seg_map: bool = False,
+                 skip_unlabeled: bool = False,
+                 check_files: bool = True,
+                 **kwargs) -> None:
+        self.labels_file = labels_file
+        self.with_seg_map = with_seg_map
+        self.skip_unlabeled = skip_unlabeled
+        self.check_files = check_files
+        super().__init__(ann_file=ann_file, **kwargs)
+
+    @property
+    def object_classes(self) -> Sequence[str]:
+        """The object classes (``metainfo['classes']`` without background)."""
+        return self.metainfo['classes'][1:]
+
+    def _resolve(self, path: str) -> str:
+        if self.data_root and not osp.isabs(path):
+            return osp.join(self.data_root, path)
+        return path
+
+    def load_data_list(self) -> List[dict]:
+        """Read the split list and the labels; check the files exist."""
+        img_dir = self.data_prefix.get('img_path', '')
+        seg_dir = self.data_prefix.get('seg_map_path', '')
+        if self.check_files and not osp.isdir(img_dir):
+            raise FileNotFoundError(
+                f'{type(self).__name__}: image folder not found: {img_dir} '
+                f'(data_root={self.data_root!r})')
+        if self.with_seg_map and self.check_files and not osp.isdir(seg_dir):
+            raise FileNotFoundError(
+                f'{type(self).__name__}: mask folder not found: {seg_dir} '
+                f'(data_root={self.data_root!r}, with_seg_map=True)')
+        labels_path = self._resolve(self.labels_file)
+        labels = load_labels_file(labels_path, classes=self.object_classes)
+        data_list = []
+        for img_id in read_split(self.ann_file):
+            if img_id not in labels:
+                raise KeyError(f'image {img_id!r} of {self.ann_file} has no '
+                               f'entry in the labels file {labels_path}')
+            if self.skip_unlabeled and not labels[img_id]:
+                continue
+            img_path = osp.join(img_dir, img_id + self.img_suffix)
+            if self.check_files and not osp.isfile(img_path):
+                raise FileNotFoundError(f'image {img_id!r} listed in '
+                                        f'{self.ann_file} not found: {img_path}')
+            info = dict(
+                img_path=img_path,
+                img_id=img_id,
+                img_labels=list(labels[img_id]),
+                label_map=self.label_map,
+                reduce_zero_label=self.reduce_zero_label,
+                seg_fields=[])
+            if self.with_seg_map:
+                seg_path = osp.join(seg_dir, img_id + self.seg_map_suffix)
+                if self.check_files and not osp.isfile(seg_path):
+                    raise FileNotFoundError(
+                        f'mask of image {img_id!r} not found: {seg_path}')
+                info['seg_map_path'] = seg_path
+            data_list.append(info)
+        if not data_list:
+            raise ValueError(f'{type(self).__name__}: the split {self.ann_file} '
+                             f'yields no images')
+        return data_list
+
+
+@DATASETS.register_module()
+class VOC12WSSSDataset(WSSSDataset):
+    """PASCAL VOC 2012 (+ SBD aug) with image-level labels.
+
+    Layout (``data_root`` = ``VOCdevkit/VOC2012``), after
+    ``tools/dataset_converters/voc12_wsss.py``::
+
+        JPEGImages/<id>.jpg
+        SegmentationClass/<id>.png        # VOC GT (train 1,464 / val 1,449)
+        SegmentationClassAug/<id>.png     # SBD-augmented GT (optional)
+        ImageSets/Segmentation/{train,val,train_aug}.txt
+        cls_labels.json                   # image-level labels from the XMLs
+
+    CAM training uses ``train_aug`` (10,582 ids) with labels only; CAM and
+    pseudo-mask evaluation use ``train`` with ``SegmentationClass``; the
+    segmentation stage validates on ``val``.
+    """
+    METAINFO = dict(classes=('background', ) + VOC_CLASSES, palette=VOC_PALETTE)
+
+    def __init__(self,
+                 ann_file: str = 'ImageSets/Segmentation/train_aug.txt',
+                 labels_file: str = 'cls_labels.json',
+                 data_prefix: Optional[dict] = None,
+                 img_suffix: str = '.jpg',
+                 seg_map_suffix: str = '.png',
+                 **kwargs) -> None:
+        if data_prefix is None:
+            data_prefix = dict(
+                img_path='JPEGImages', seg_map_path='SegmentationClass')
+        super().__init__(
+            ann_file=ann_file,
+            labels_file=labels_file,
+            data_prefix=data_prefix,
+            img_suffix=img_suffix,
+            seg_map_suffix=seg_map_suffix,
+            **kwargs)
+
+
+@DATASETS.register_module()
+class COCO14WSSSDataset(WSSSDataset):
+    """MS COCO 2014 (80 object classes + background) with image-level labels.
+
+    Layout (``data_root`` = the COCO folder), after
+    ``tools/dataset_converters/coco14_wsss.py``::
+
+        train2014/COCO_train2014_<12 digits>.jpg
+        val2014/COCO_val2014_<12 digits>.jpg
+        annotations/instances_{train,val}2014.json      # the source
+        wsss/{train,val}.txt                  # image ids (file stems)
+        wsss/cls_labels_{train,val}.json      # image-level labels
+        wsss/mask/{train2014,val2014}/<id>.png  # semantic GT (0 bg, 1..80)
+
+    Images with no object annotation are skipped in training
+    (``skip_unlabeled=True``) and kept in evaluation, where they are all
+    background.
+    """
+    METAINFO = dict(
+        classes=('background', ) + COCO_CLASSES, palette=coco_palette(81))
+
+    def __init__(self,
+                 ann_file: str = 'wsss/train.txt',
+                 labels_file: str = 'wsss/cls_labels_train.json',
+                 data_prefix: Optional[dict] = None,
+                 img_suffix: str = '.jpg',
+                 seg_map_suffix: str = '.png',
+                 **kwargs) -> None:
+        if data_prefix is None:
+            data_prefix = dict(
+                img_path='train2014', seg_map_path='wsss/mask/train2014')
+        super().__init__(
+            ann_file=ann_file,
+            labels_file=labels_file,
+            data_prefix=data_prefix,
+            img_suffix=img_suffix,
+            seg_map_suffix=seg_map_suffix,
+            **kwargs)

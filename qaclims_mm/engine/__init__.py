@@ -1,0 +1,3 @@
+from .hooks import SaveCAMHook
+
+__all__ = ['SaveCAMHook']

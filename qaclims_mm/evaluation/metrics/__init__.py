@@ -1,0 +1,3 @@
+from .cam_metric import CAMIoUMetric
+
+__all__ = ['CAMIoUMetric']

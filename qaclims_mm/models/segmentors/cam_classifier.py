@@ -1,0 +1,163 @@
+"""A classification network whose class activation maps are its output."""
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.structures import PixelData
+from mmseg.models.segmentors import BaseSegmentor
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from ..utils.cam_ops import (aggregate_multiscale_cams, cams_to_seg,
+                             flip_fused_cams)
+
+Inputs = Union[torch.Tensor, List[List[torch.Tensor]]]
+
+
+def multi_hot_labels(data_samples: Sequence[SegDataSample], num_classes: int,
+                     device: torch.device) -> torch.Tensor:
+    """``[B, C]`` float multi-hot labels from the samples' ``img_labels``."""
+    labels = torch.zeros(len(data_samples), num_classes, device=device)
+    for b, sample in enumerate(data_samples):
+        idx = sample.metainfo.get('img_labels')
+        if idx is None:
+            raise KeyError(f'data sample of image '
+                           f'{sample.metainfo.get("img_id", "?")!r} has no '
+                           f'img_labels; use a WSSS dataset and PackWSSSInputs')
+        if len(idx):
+            idx_t = torch.as_tensor(idx, device=device, dtype=torch.long)
+            if idx_t.min() < 0 or idx_t.max() >= num_classes:
+                raise ValueError(
+                    f'image {sample.metainfo.get("img_id", "?")!r}: labels '
+                    f'{list(idx)} outside [0, {num_classes})')
+            labels[b, idx_t] = 1.
+    return labels
+
+
+@MODELS.register_module()
+class CAMClassifier(BaseSegmentor):
+    """Image-level classifier producing CAMs (the CAM stage of WSSS).
+
+    * ``loss``: backbone → ``cam_head.loss`` with the multi-hot image labels.
+    * ``predict``: multi-scale + flip CAM inference (spec §6.1). ``inputs`` is
+      a nested list ``inputs[s][b]`` from :class:`MultiScaleImages`, or a
+      single-scale ``[B, 3, H, W]`` batch. For every image and scale the image
+      and its flip go through the network as one batch of two; ``ReLU`` of the
+      class maps is flip-fused, then the scales are summed into a stride-4
+      ``cam`` and a full-resolution ``high_res``, both restricted to the
+      image's labelled classes and max-normalised. Each output sample gets
+      ``pred_cam`` (a dict: ``keys``, ``cam``, ``high_res``) and
+      ``pred_sem_seg`` (the
+      labels at ``test_cfg.threshold``, for mmseg metrics and visualisation).
+
+    Args:
+        backbone (dict): Any backbone of the mmseg/mmpretrain registries.
+        cam_head (dict): The CAM head (``CAMHead`` or a subclass).
+        neck (dict, optional): An optional neck.
+        train_cfg (dict, optional): Unused by the baseline.
+        test_cfg (dict, optional): ``flip`` (default True), ``threshold``
+            (default 0.15), ``cam_stride`` (4), ``up_stride`` (16),
+            ``keys`` (``'labels'``: the image's labelled classes, default; or
+            ``'all'``).
+        data_preprocessor (dict, optional): Defaults to
+            ``WSSSDataPreProcessor``.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 cam_head: dict,
+                 neck: Optional[dict] = None,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='WSSSDataPreProcessor')
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.neck = MODELS.build(neck) if neck is not None else None
+        self.cam_head = MODELS.build(cam_head)
+        self.num_classes = self.cam_head.num_classes
+        self.train_cfg = train_cfg or {}
+        self.test_cfg = dict(
+            flip=True, threshold=0.15, cam_stride=4, up_stride=16,
+            keys='labels')
+        self.test_cfg.update(test_cfg or {})
+        if self.test_cfg['keys'] not in ('labels', 'all'):
+            raise ValueError(f"test_cfg.keys must be 'labels' or 'all', got "
+                             f"{self.test_cfg['keys']!r}")
+
+    # ------------------------------------------------------------------ core
+    def extract_feat(self, inputs: torch.Tensor) -> List[torch.Tensor]:
+        """Backbone (and neck) features."""
+        feats = self.backbone(inputs)
+        if self.neck is not None:
+            feats = self.neck(feats)
+        return feats
+
+    def encode_decode(self, inputs: torch.Tensor,
+                      batch_img_metas: List[dict]) -> torch.Tensor:
+        """Inference CAMs ``[B, C, h, w]`` at the feature stride."""
+        return self.cam_head.predict_cams(self.extract_feat(inputs))
+
+    def _forward(self, inputs: torch.Tensor,
+                 data_samples: Optional[list] = None) -> torch.Tensor:
+        """Raw class maps ``[B, C, h, w]`` (``mode='tensor'``)."""
+        return self.cam_head(self.extract_feat(inputs))
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: Sequence[SegDataSample]) -> Dict[str, torch.Tensor]:
+        labels = multi_hot_labels(data_samples, self.num_classes,
+                                  inputs.device)
+        return self.cam_head.loss(self.extract_feat(inputs), labels)
+
+    # ------------------------------------------------------------- inference
+    def _scale_cams(self, img: torch.Tensor) -> torch.Tensor:
+        """Flip-fused ReLU CAMs ``[C, h, w]`` of one ``[3, H, W]`` image."""
+        if self.test_cfg['flip']:
+            maps = self.cam_head.predict_cams(
+                self.extract_feat(torch.stack([img, img.flip(-1)])))
+            return flip_fused_cams(maps)
+        return self.cam_head.predict_cams(self.extract_feat(img[None]))[0]
+
+    def _keys(self, sample: SegDataSample, device) -> torch.Tensor:
+        if self.test_cfg['keys'] == 'all':
+            return torch.arange(self.num_classes, device=device)
+        labels = sample.metainfo.get('img_labels')
+        if labels is None:
+            raise KeyError(
+                f'image {sample.metainfo.get("img_id", "?")!r} has no '
+                f"img_labels; set model.test_cfg.keys='all' to infer CAMs "
+                f'for every class')
+        keys = torch.as_tensor(sorted(labels), dtype=torch.long, device=device)
+        if keys.numel() and keys.max() >= self.num_classes:
+            raise ValueError(
+                f'image {sample.metainfo.get("img_id", "?")!r}: class key '
+                f'{int(keys.max())} outside the {self.num_classes} classes')
+        return keys
+
+    def predict(self, inputs: Inputs,
+                data_samples: Optional[List[SegDataSample]] = None
+                ) -> List[SegDataSample]:
+        if isinstance(inputs, torch.Tensor):  # single scale: [B, 3, H, W]
+            inputs = [list(inputs)]
+        num_images = len(inputs[0])
+        if data_samples is None:
+            data_samples = [SegDataSample() for _ in range(num_images)]
+        for b, sample in enumerate(data_samples):
+            scales = [scale[b] for scale in inputs]
+            ori = sample.metainfo.get('ori_shape', tuple(scales[0].shape[-2:]))
+            image_hw = (int(ori[0]), int(ori[1]))
+            keys = self._keys(sample, scales[0].device)
+            scale_maps = [self._scale_cams(img) for img in scales]
+            cam, high_res = aggregate_multiscale_cams(
+                scale_maps, image_hw, keys, self.test_cfg['cam_stride'],
+                self.test_cfg['up_stride'])
+            # a plain dict: a data element with a field named 'keys' would
+            # shadow its keys() method and break mmengine's to_dict()
+            sample.set_field(dict(keys=keys, cam=cam, high_res=high_res),
+                             'pred_cam')
+            sample.pred_sem_seg = PixelData(data=cams_to_seg(
+                high_res, keys, self.test_cfg['threshold'])[None])
+        return data_samples

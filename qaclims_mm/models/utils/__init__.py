@@ -1,0 +1,9 @@
+from .cam_ops import (aggregate_multiscale_cams, cams_to_seg, flip_fused_cams,
+                      max_normalize, strided_size, strided_up_size)
+from .official_checkpoint import convert_official_cam_state_dict
+
+__all__ = [
+    'aggregate_multiscale_cams', 'cams_to_seg', 'flip_fused_cams',
+    'max_normalize', 'strided_size', 'strided_up_size',
+    'convert_official_cam_state_dict'
+]

@@ -1,0 +1,3 @@
+from .pseudo_label import write_pseudo_labels
+
+__all__ = ['write_pseudo_labels']

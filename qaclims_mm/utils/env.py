@@ -1,0 +1,83 @@
+"""Process-wide settings applied when :mod:`qaclims_mm` is imported.
+
+Two deliberate decisions (see README, "Install"):
+
+* **Offline hubs.** Models are only ever loaded from a local path or an existing
+  cache. ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` default to ``1`` so that a
+  missing file fails at once with a clear message instead of ~30 s of retries. Set
+  them to ``0`` yourself to allow downloads.
+* **Checkpoints and torch>=2.6.** ``torch.load`` defaults to ``weights_only=True``,
+  which rejects the non-tensor objects MMEngine stores in its checkpoints
+  (``HistoryBuffer`` in the message hub, numpy scalars/arrays in the meta). Rather
+  than switching the safe loader off globally (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``),
+  we allow-list exactly those types, so resume, ``load_from`` and ``tools/test.py``
+  work while arbitrary pickles stay rejected.
+* **mmpretrain's multimodal models.** mmpretrain 1.2.0's BLIP/BLIP-2/RAM modules
+  import helpers (``find_pruneable_heads_and_indices``, ...) from
+  ``transformers.modeling_utils`` that current transformers releases no longer
+  have; the failed import then makes *all* of ``mmpretrain.models`` (its
+  backbones included) unimportable. When the installed transformers lacks them,
+  we set mmpretrain's own ``WITH_MULTIMODAL`` switch to False before
+  ``mmpretrain.models`` is imported: its multimodal models become the
+  placeholders mmpretrain registers when transformers is absent, and every
+  backbone works. (QA-CLIMS's VQA models come from transformers itself.)
+"""
+import importlib.util
+import os
+import sys
+
+_DONE = False
+
+
+def _mmengine_checkpoint_globals() -> list:
+    """The non-tensor types an MMEngine checkpoint contains."""
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    allowed = [HistoryBuffer, np.ndarray, np.dtype, getattr]
+    try:  # numpy >= 2
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct, scalar
+    allowed += [_reconstruct, scalar]
+    # the dtype classes numpy 2 pickles (np.dtypes.Float64DType, ...)
+    allowed += [t for t in vars(np.dtypes).values() if isinstance(t, type)]
+    return allowed
+
+
+def _transformers_has_legacy_helpers() -> bool:
+    """Whether ``transformers.modeling_utils`` still exports the helpers that
+    mmpretrain 1.2.0's multimodal models import (checked on the source text,
+    so transformers itself is not imported: that takes seconds)."""
+    spec = importlib.util.find_spec('transformers.modeling_utils')
+    if spec is None or spec.origin is None:
+        return False
+    with open(spec.origin, encoding='utf-8') as f:
+        return 'find_pruneable_heads_and_indices' in f.read()
+
+
+def _guard_mmpretrain_multimodal() -> None:
+    if 'mmpretrain.models' in sys.modules:
+        return  # too late to choose; it imported (or failed) already
+    try:
+        import mmpretrain.utils.dependency as dependency
+    except ImportError:
+        return
+    if dependency.WITH_MULTIMODAL and not _transformers_has_legacy_helpers():
+        dependency.WITH_MULTIMODAL = False
+
+
+def setup_env() -> None:
+    """Apply the offline defaults and the checkpoint allow-list (idempotent)."""
+    global _DONE
+    if _DONE:
+        return
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+    try:
+        import torch.serialization
+        torch.serialization.add_safe_globals(_mmengine_checkpoint_globals())
+    except ImportError:  # torch < 2.4 or mmengine absent: nothing to allow-list
+        pass
+    _guard_mmpretrain_multimodal()
+    _DONE = True

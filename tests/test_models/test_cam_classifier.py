@@ -1,0 +1,223 @@
+"""CAMClassifier: build, loss, multi-scale inference, checkpoint conversion."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+import qaclims_mm  # noqa: F401
+from qaclims_mm.models.utils import (aggregate_multiscale_cams,
+                                     convert_official_cam_state_dict)
+
+init_default_scope('mmseg')
+
+
+def r50_cfg(**head):
+    return dict(
+        type='CAMClassifier',
+        backbone=dict(type='ResNet', depth=50, strides=(1, 2, 2, 1),
+                      dilations=(1, 1, 1, 1), out_indices=(3, ),
+                      style='pytorch', frozen_stages=0, norm_eval=True,
+                      contract_dilation=False),
+        cam_head=dict(type='CAMHead', in_channels=2048, num_classes=20,
+                      **head))
+
+
+def tiny_cfg(num_classes=4):
+    return dict(
+        type='CAMClassifier',
+        backbone=dict(type='ResNet', depth=18, strides=(1, 2, 2, 1),
+                      out_indices=(3, ), base_channels=8),
+        cam_head=dict(type='CAMHead', in_channels=64,
+                      num_classes=num_classes))
+
+
+def sample(labels, hw, img_id='img'):
+    s = SegDataSample()
+    s.set_metainfo(dict(img_id=img_id, img_labels=labels, ori_shape=hw))
+    return s
+
+
+def test_r50_output_stride_16_and_frozen_stem():
+    model = MODELS.build(r50_cfg())
+    model.train()
+    out = model(torch.zeros(1, 3, 512, 512), mode='tensor')
+    assert tuple(out.shape) == (1, 20, 32, 32)
+    assert not model.backbone.conv1.weight.requires_grad
+    assert not model.backbone.bn1.weight.requires_grad
+    assert model.backbone.layer1[0].conv1.weight.requires_grad
+    # BN statistics frozen (norm_eval) but the affine parameters train
+    assert not model.backbone.layer1[0].bn1.training
+    assert model.backbone.layer1[0].bn1.weight.requires_grad
+    assert model.cam_head.classifier.bias is None
+    # torchvision weight names, so resnet50-19c8e357.pth loads as is
+    keys = set(model.backbone.state_dict())
+    assert {'conv1.weight', 'bn1.running_mean', 'layer4.2.bn3.weight',
+            'layer2.0.downsample.0.weight'} <= keys
+
+
+def test_loss_matches_multilabel_soft_margin_formula():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_cfg(num_classes=4))
+    x = torch.randn(3, 3, 64, 64)
+    samples = [sample([0], (64, 64)), sample([1, 3], (64, 64)),
+               sample([2], (64, 64))]
+    losses = model(x, samples, mode='loss')
+    feat = model.backbone(x)[-1]
+    logits = model.cam_head.classifier(feat.mean((2, 3), keepdim=True))[..., 0,
+                                                                        0]
+    y = torch.tensor([[1., 0, 0, 0], [0, 1, 0, 1], [0, 0, 1, 0]])
+    # -mean_c [y log s(x) + (1 - y) log(1 - s(x))], then mean over the batch
+    ref = -(y * F.logsigmoid(logits) +
+            (1 - y) * F.logsigmoid(-logits)).mean(1).mean()
+    torch.testing.assert_close(losses['loss_cls'], ref)
+
+
+def test_predict_shapes_normalisation_and_flip_symmetry():
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_cfg()).eval()
+    # non-negative features x non-negative weights: no class map is all zero
+    model.cam_head.classifier.weight.data.abs_()
+    h, w = 45, 64
+    half = torch.randn(3, h, w // 2)
+    img = torch.cat([half, half.flip(-1)], dim=-1)  # mirror-symmetric input
+    # bilinear resizes keep the mirror symmetry (nearest would not)
+    scales = [img] + [
+        F.interpolate(img[None], size=size, mode='bilinear')[0]
+        for size in ((22, 32), (68, 96))]
+    inputs = [[s] for s in scales]
+    with torch.no_grad():
+        out = model.predict(inputs, [sample([1, 3], (h, w))])[0]
+    cam, high, keys = (out.pred_cam['cam'], out.pred_cam['high_res'],
+                       out.pred_cam['keys'])
+    assert keys.tolist() == [1, 3]
+    assert tuple(cam.shape) == (2, math.ceil(h / 4), math.ceil(w / 4))
+    assert tuple(high.shape) == (2, h, w)
+    for maps in (cam, high):
+        assert maps.min() >= 0
+        peak = maps.flatten(1).amax(1)
+        # each map divided by its own max + 1e-5: peak = m / (m + 1e-5)
+        assert torch.all(peak < 1) and torch.all(peak > 0.99)
+    # image + flipped image are summed, so a mirror-symmetric input gives
+    # mirror-symmetric CAMs (high_res is cropped from a multiple of 16: with
+    # w = 64 there is no crop to break the symmetry)
+    torch.testing.assert_close(cam, cam.flip(-1), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(high, high.flip(-1), atol=1e-5, rtol=1e-4)
+    assert tuple(out.pred_sem_seg.data.shape) == (1, h, w)
+    assert set(out.pred_sem_seg.data.unique().tolist()) <= {0, 2, 4}
+
+
+def test_aggregate_multiscale_against_reference():
+    """Sum over scales of resized maps; keys picked; per-map max-normalised."""
+    torch.manual_seed(0)
+    hw = (37, 50)
+    maps = [torch.rand(5, 10, 13), torch.rand(5, 5, 7), torch.rand(5, 15, 19)]
+    keys = torch.tensor([0, 3])
+    cam, high = aggregate_multiscale_cams(maps, hw, keys)
+    ref_cam = sum(F.interpolate(m[None], (10, 13), mode='bilinear',
+                                align_corners=False)[0] for m in maps)[keys]
+    ref_cam = ref_cam / (ref_cam.amax((1, 2), keepdim=True) + 1e-5)
+    ref_high = sum(F.interpolate(m[None], (48, 64), mode='bilinear',
+                                 align_corners=False)[0]
+                   for m in maps)[keys][:, :37, :50]
+    ref_high = ref_high / (ref_high.amax((1, 2), keepdim=True) + 1e-5)
+    torch.testing.assert_close(cam, ref_cam)
+    torch.testing.assert_close(high, ref_high)
+
+
+def test_predict_without_labels_raises_naming_image():
+    model = MODELS.build(tiny_cfg()).eval()
+    s = SegDataSample()
+    s.set_metainfo(dict(img_id='2007_000042', ori_shape=(32, 32)))
+    with pytest.raises(KeyError, match='2007_000042'):
+        model.predict(torch.zeros(1, 3, 32, 32), [s])
+    all_keys = MODELS.build(dict(tiny_cfg(), test_cfg=dict(keys='all'))).eval()
+    out = all_keys.predict(torch.zeros(1, 3, 32, 32), [s])[0]
+    assert out.pred_cam['keys'].tolist() == [0, 1, 2, 3]
+
+
+def official_layout(model):
+    """Re-create the official res50_cam.pth key layout from our weights."""
+    ours = model.state_dict()
+    sd = {}
+    for k, v in ours.items():
+        if k.startswith('backbone.'):
+            sd['resnet50.' + k[len('backbone.'):]] = v.clone()
+    sd['classifier.weight'] = ours['cam_head.classifier.weight'].clone()
+    sd['newly_added.0.weight'] = sd['classifier.weight'].clone()
+    stage1 = {'conv1': '0', 'bn1': '1', 'layer1': '4'}
+    for k in list(sd):
+        if not k.startswith('resnet50.'):
+            continue
+        name, rest = k[len('resnet50.'):].split('.', 1)
+        if name in stage1:
+            sd[f'stage1.{stage1[name]}.{rest}'] = sd[k].clone()
+            sd[f'backbone.0.{stage1[name]}.{rest}'] = sd[k].clone()
+        else:
+            n = int(name[-1])
+            sd[f'stage{n}.0.{rest}'] = sd[k].clone()
+            sd[f'backbone.{n - 1}.0.{rest}'] = sd[k].clone()
+    return sd
+
+
+def test_official_checkpoint_conversion_loads_strictly():
+    torch.manual_seed(0)
+    src = MODELS.build(r50_cfg())
+    official = official_layout(src)
+    # every backbone tensor three times, the classifier twice
+    n_backbone = len(src.state_dict()) - 1
+    assert len(official) == 3 * n_backbone + 2
+    converted = convert_official_cam_state_dict(
+        {'module.' + k: v for k, v in official.items()}, num_classes=20)
+    dst = MODELS.build(r50_cfg())
+    result = dst.load_state_dict(converted, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    for k, v in src.state_dict().items():
+        torch.testing.assert_close(dst.state_dict()[k], v)
+
+
+def test_official_checkpoint_errors():
+    model = MODELS.build(r50_cfg())
+    official = official_layout(model)
+    bad = dict(official, **{'resnet50.fc.weight': torch.zeros(2)})
+    with pytest.raises(KeyError, match='fc.weight'):
+        convert_official_cam_state_dict(bad, source='res50_cam.pth')
+    bad = dict(official)
+    bad['stage2.0.0.conv1.weight'] = bad['stage2.0.0.conv1.weight'] + 1
+    with pytest.raises(ValueError, match='stage2.0.0.conv1.weight'):
+        convert_official_cam_state_dict(bad)
+    with pytest.raises(ValueError, match='20 classes, expected 80'):
+        convert_official_cam_state_dict(official, num_classes=80,
+                                        source='res50_cam.pth')
+    # a missing tensor is reported by the strict load into our model
+    converted = convert_official_cam_state_dict(official)
+    converted.pop('backbone.layer3.1.bn2.running_var')
+    with pytest.raises(RuntimeError, match='layer3.1.bn2.running_var'):
+        model.load_state_dict(converted, strict=True)
+
+
+def test_checkpoint_of_another_class_count_fails_loudly():
+    from mmengine.runner.checkpoint import load_state_dict
+    src = MODELS.build(tiny_cfg(num_classes=4))
+    dst = MODELS.build(tiny_cfg(num_classes=6))
+    with pytest.raises(ValueError, match='cam_head.classifier.weight.*4 '
+                       'classes.*num_classes=6'):
+        load_state_dict(dst, src.state_dict(), strict=False)
+
+
+def test_other_backbone_by_config_alone():
+    """An mmpretrain backbone through the scope prefix builds and gives CAMs."""
+    model = MODELS.build(dict(
+        type='CAMClassifier',
+        backbone=dict(type='mmpretrain.ConvNeXt', arch='atto',
+                      out_indices=(3, ), drop_path_rate=0.,
+                      gap_before_final_norm=False),
+        cam_head=dict(type='CAMHead', in_channels=320, num_classes=20))).eval()
+    with torch.no_grad():
+        out = model.predict(torch.randn(1, 3, 64, 96),
+                            [sample([4, 7], (64, 96))])[0]
+    assert tuple(out.pred_cam['high_res'].shape) == (2, 64, 96)
+    assert tuple(out.pred_cam['cam'].shape) == (2, 16, 24)

@@ -1,0 +1,99 @@
+"""Test a model from a config (the flags of MMSegmentation's tools/test.py).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
+        [--show] [--show-dir DIR] [--tta] [--cam-dir DIR]
+        [--cfg-options k=v ...] [--launcher ...]
+
+``--cam-dir`` sets the output folder of the config's ``SaveCAMHook`` (adding
+the hook if the config has none): CAM models write one ``<img_id>.npz`` there.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
+
+import qaclims_mm  # noqa: E402,F401
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a qaclims-mm model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs/metrics')
+    parser.add_argument('--out', help='save segmentation predictions (PNG) '
+                        'to this folder (mmseg IoUMetric format_only)')
+    parser.add_argument('--show', action='store_true', help='show results')
+    parser.add_argument('--show-dir', help='save painted predictions here')
+    parser.add_argument('--wait-time', type=float, default=2)
+    parser.add_argument('--tta', action='store_true',
+                        help='test-time augmentation (cfg.tta_pipeline)')
+    parser.add_argument('--cam-dir', help='folder for the CAM files '
+                        '(SaveCAMHook.out_dir)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def set_cam_dir(cfg: Config, cam_dir: str) -> None:
+    """Point the config's SaveCAMHook at ``cam_dir`` (add one if missing)."""
+    hooks = list(cfg.get('custom_hooks', []) or [])
+    for hook in hooks:
+        if hook.get('type') == 'SaveCAMHook':
+            hook['out_dir'] = cam_dir
+            break
+    else:
+        hooks.append(dict(type='SaveCAMHook', out_dir=cam_dir))
+    cfg.custom_hooks = hooks
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.cam_dir:
+        set_cam_dir(cfg, args.cam_dir)
+    if args.show or args.show_dir:
+        vis = cfg.default_hooks.visualization
+        vis['draw'] = True
+        if args.show:
+            vis['show'] = True
+            vis['wait_time'] = args.wait_time
+        if args.show_dir:
+            cfg.visualizer['save_dir'] = args.show_dir
+    if args.tta:
+        if 'tta_pipeline' not in cfg:
+            raise SystemExit(f'--tta: {args.config} defines no tta_pipeline '
+                             f'(CAM configs do multi-scale + flip already)')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+    return cfg
+
+
+def main() -> None:
+    cfg = build_config(parse_args())
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
