@@ -1,5 +1,6 @@
 """Every component builds from a config dict in the mmseg scope."""
 import pytest
+import torch
 from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS
 
@@ -60,4 +61,7 @@ def test_configs_parse_and_build_models():
         assert cfg.custom_imports['imports'] == ['qaclims_mm'], path
         model_cfg = cfg.model
         model_cfg.backbone.init_cfg = None
-        MODELS.build(model_cfg)
+        model = MODELS.build(model_cfg).eval()
+        # every CAM config gives one map per class at its output stride
+        maps = model(torch.zeros(1, 3, 64, 64), mode='tensor')
+        assert maps.shape[:2] == (1, cfg.model.cam_head.num_classes), path

@@ -106,10 +106,22 @@ else
   if [[ -z $WHEEL ]]; then
     log "building mmcv $MMCV_VERSION from source with ops (about 9 min on 2 cores; cached in $CACHE)"
     BUILD_DIR="$(mktemp -d)"
+    BUILD_ENV=(MMCV_WITH_OPS=1 "MAX_JOBS=${MAX_JOBS:-$(nproc)}")
+    if [[ $DEVICE == cuda ]] && command -v nvcc >/dev/null 2>&1; then
+      BUILD_ENV+=(FORCE_CUDA=1)
+    elif [[ $DEVICE == cuda ]]; then
+      # mmcv compiles CUDA kernels whenever torch sees a GPU, which fails
+      # without the CUDA toolkit: hide the GPU from the build and compile the
+      # CPU ops (qaclims-mm uses no mmcv CUDA kernel).
+      log "no nvcc found: building mmcv's CPU ops only"
+      BUILD_ENV+=(FORCE_CUDA=0 CUDA_VISIBLE_DEVICES=)
+    fi
+    # --no-cache-dir: never reuse a wheel from pip's own cache (it may be an
+    # op-less build from an earlier attempt); ours above is verified.
     # --no-build-isolation: the build must see the installed torch (an isolated
     # build env has none and silently produces an op-less mmcv) and setuptools<81.
-    MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" FORCE_CUDA=$([[ $DEVICE == cuda ]] && echo 1 || echo 0) \
-      "${PIP[@]}" wheel -q --no-build-isolation --no-deps -w "$BUILD_DIR" "mmcv==$MMCV_VERSION" \
+    env "${BUILD_ENV[@]}" \
+      "${PIP[@]}" wheel -q --no-cache-dir --no-build-isolation --no-deps -w "$BUILD_DIR" "mmcv==$MMCV_VERSION" \
       || die "the mmcv build failed (needs gcc, g++ and the Python headers)"
     # Move into the cache only once complete, so an interrupted build leaves no bad wheel.
     mv "$BUILD_DIR"/mmcv-*.whl "$CACHE"/

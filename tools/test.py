@@ -18,14 +18,17 @@ import qaclims_mm  # noqa: E402,F401
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from qaclims_mm.utils.config import load_config  # noqa: E402
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test a qaclims-mm model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs/metrics')
-    parser.add_argument('--out', help='save segmentation predictions (PNG) '
-                        'to this folder (mmseg IoUMetric format_only)')
+    parser.add_argument('--out', help='save predictions to this folder: '
+                        'segmentation PNGs (IoUMetric), or CAM files for '
+                        'CAM configs (same as --cam-dir)')
     parser.add_argument('--show', action='store_true', help='show results')
     parser.add_argument('--show-dir', help='save painted predictions here')
     parser.add_argument('--wait-time', type=float, default=2)
@@ -56,15 +59,8 @@ def set_cam_dir(cfg: Config, cam_dir: str) -> None:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args.config, args.cfg_options, args.work_dir,
+                      args.launcher)
     cfg.load_from = args.checkpoint
     if args.cam_dir:
         set_cam_dir(cfg, args.cam_dir)
@@ -84,8 +80,11 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
+        if cfg.test_evaluator.get('type') == 'CAMIoUMetric':
+            set_cam_dir(cfg, args.out)  # a CAM model's predictions: CAMs
+        else:
+            cfg.test_evaluator['output_dir'] = args.out
+            cfg.test_evaluator['keep_results'] = True
     return cfg
 
 

@@ -25,11 +25,14 @@ class WSSSDataset(BaseSegDataset):
     ignored).
 
     Args:
-        ann_file (str): The split list (one image id per line), relative to
-            ``data_root``.
-        labels_file (str): The image-level labels file (JSON written by our
-            converters, or the official ``cls_labels.npy``), relative to
-            ``data_root``.
+        ann_file (str, optional): The split list (one image id per line),
+            relative to ``data_root``. Defaults to the subclass's
+            ``DEFAULT_ANN_FILE``.
+        labels_file (str, optional): The image-level labels file (JSON written
+            by our converters, or the official ``cls_labels.npy``), relative
+            to ``data_root``. Defaults to ``DEFAULT_LABELS_FILE``.
+        data_prefix (dict, optional): ``img_path`` and ``seg_map_path``
+            folders. Defaults to ``DEFAULT_DATA_PREFIX``.
         with_seg_map (bool): Attach ``seg_map_path`` to every sample and check
             that each mask exists. Defaults to False.
         skip_unlabeled (bool): Drop images without any object label (COCO
@@ -38,22 +41,38 @@ class WSSSDataset(BaseSegDataset):
         check_files (bool): Check at start-up that every image (and mask) of
             the split exists, so that a missing file is reported by name before
             training starts rather than hours into it. Defaults to True.
+        img_suffix (str): Defaults to '.jpg'.
+        seg_map_suffix (str): Defaults to '.png'.
         **kwargs: Passed to :class:`mmseg.datasets.BaseSegDataset`
             (``data_root``, ``data_prefix``, ``pipeline``, ``test_mode``, ...).
     """
 
+    #: Defaults of ``ann_file``, ``labels_file`` and ``data_prefix`` that a
+    #: dataset subclass sets for its standard layout.
+    DEFAULT_ANN_FILE = ''
+    DEFAULT_LABELS_FILE = ''
+    DEFAULT_DATA_PREFIX: dict = dict(img_path='', seg_map_path='')
+
     def __init__(self,
-                 ann_file: str,
-                 labels_file: str,
+                 ann_file: Optional[str] = None,
+                 labels_file: Optional[str] = None,
+                 data_prefix: Optional[dict] = None,
                  with_seg_map: bool = False,
                  skip_unlabeled: bool = False,
                  check_files: bool = True,
+                 img_suffix: str = '.jpg',
+                 seg_map_suffix: str = '.png',
                  **kwargs) -> None:
-        self.labels_file = labels_file
+        self.labels_file = labels_file or self.DEFAULT_LABELS_FILE
         self.with_seg_map = with_seg_map
         self.skip_unlabeled = skip_unlabeled
         self.check_files = check_files
-        super().__init__(ann_file=ann_file, **kwargs)
+        super().__init__(
+            ann_file=ann_file or self.DEFAULT_ANN_FILE,
+            data_prefix=dict(data_prefix or self.DEFAULT_DATA_PREFIX),
+            img_suffix=img_suffix,
+            seg_map_suffix=seg_map_suffix,
+            **kwargs)
 
     @property
     def object_classes(self) -> Sequence[str]:
@@ -128,24 +147,10 @@ class VOC12WSSSDataset(WSSSDataset):
     segmentation stage validates on ``val``.
     """
     METAINFO = dict(classes=('background', ) + VOC_CLASSES, palette=VOC_PALETTE)
-
-    def __init__(self,
-                 ann_file: str = 'ImageSets/Segmentation/train_aug.txt',
-                 labels_file: str = 'cls_labels.json',
-                 data_prefix: Optional[dict] = None,
-                 img_suffix: str = '.jpg',
-                 seg_map_suffix: str = '.png',
-                 **kwargs) -> None:
-        if data_prefix is None:
-            data_prefix = dict(
-                img_path='JPEGImages', seg_map_path='SegmentationClass')
-        super().__init__(
-            ann_file=ann_file,
-            labels_file=labels_file,
-            data_prefix=data_prefix,
-            img_suffix=img_suffix,
-            seg_map_suffix=seg_map_suffix,
-            **kwargs)
+    DEFAULT_ANN_FILE = 'ImageSets/Segmentation/train_aug.txt'
+    DEFAULT_LABELS_FILE = 'cls_labels.json'
+    DEFAULT_DATA_PREFIX = dict(
+        img_path='JPEGImages', seg_map_path='SegmentationClass')
 
 
 @DATASETS.register_module()
@@ -168,21 +173,7 @@ class COCO14WSSSDataset(WSSSDataset):
     """
     METAINFO = dict(
         classes=('background', ) + COCO_CLASSES, palette=coco_palette(81))
-
-    def __init__(self,
-                 ann_file: str = 'wsss/train.txt',
-                 labels_file: str = 'wsss/cls_labels_train.json',
-                 data_prefix: Optional[dict] = None,
-                 img_suffix: str = '.jpg',
-                 seg_map_suffix: str = '.png',
-                 **kwargs) -> None:
-        if data_prefix is None:
-            data_prefix = dict(
-                img_path='train2014', seg_map_path='wsss/mask/train2014')
-        super().__init__(
-            ann_file=ann_file,
-            labels_file=labels_file,
-            data_prefix=data_prefix,
-            img_suffix=img_suffix,
-            seg_map_suffix=seg_map_suffix,
-            **kwargs)
+    DEFAULT_ANN_FILE = 'wsss/train.txt'
+    DEFAULT_LABELS_FILE = 'wsss/cls_labels_train.json'
+    DEFAULT_DATA_PREFIX = dict(
+        img_path='train2014', seg_map_path='wsss/mask/train2014')
