@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install qaclims-mm and its OpenMMLab stack into a virtual environment.
 #
-#   bash tools/install.sh [--venv DIR] [--device auto|cpu|cuda] [--with-crf] [--no-venv]
+#   bash tools/install.sh [--venv DIR] [--device auto|cpu|cuda] [--no-crf] [--no-venv]
 #
 # Idempotent: re-running it only installs what is missing. Every deliberate
 # choice below is there because the plain `pip install` of this stack breaks on a
@@ -24,7 +24,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${QACLIMS_VENV:-$ROOT/.venv}"
 DEVICE="${QACLIMS_DEVICE:-auto}"
-WITH_CRF=0
+WITH_CRF=1
 USE_VENV=1
 PYTHON_BIN="${PYTHON:-python3}"
 TORCH_VERSION=2.13.0
@@ -34,7 +34,8 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --venv) VENV="$2"; shift 2 ;;
     --device) DEVICE="$2"; shift 2 ;;
-    --with-crf) WITH_CRF=1; shift ;;
+    --with-crf) WITH_CRF=1; shift ;;  # the default; kept for old commands
+    --no-crf) WITH_CRF=0; shift ;;  # skip pydensecrf2 (refinement needs it)
     --no-venv) USE_VENV=0; shift ;;
     -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;

@@ -33,7 +33,7 @@ def main() -> int:
         import pydensecrf  # noqa: F401
         rows.append(('pydensecrf (optional)', 'ok'))
     except ImportError:
-        rows.append(('pydensecrf (optional)', 'not installed (--with-crf)'))
+        rows.append(('pydensecrf (optional)', 'not installed (--no-crf)'))
     if not problems:
         import torch
         from mmengine.registry import init_default_scope

@@ -289,11 +289,15 @@ class PackWSSSInputs(PackSegInputs):
     ``inputs`` is the CHW image tensor, or, when ``ms_imgs`` is present, a list
     with one CHW tensor per scale. The data sample carries ``img_id`` and
     ``img_labels`` (0-based object-class indices) in its metainfo, and
-    ``gt_sem_seg`` when a mask was loaded.
+    ``gt_sem_seg`` when a mask was loaded. Keys of ``results`` named in
+    ``extra_fields`` (e.g. the ``qa_feats`` tensors of the QA-corpus transform)
+    become data fields of the sample, unchanged.
 
     Args:
         meta_keys (Sequence[str]): Metainfo keys to keep (missing ones are
             skipped).
+        extra_fields (Sequence[str]): Results keys packed as data fields when
+            present. Defaults to ``('qa_feats', )``.
     """
 
     def __init__(self,
@@ -301,12 +305,17 @@ class PackWSSSInputs(PackSegInputs):
                      'img_id', 'img_labels', 'img_path', 'seg_map_path',
                      'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
                      'flip', 'flip_direction', 'reduce_zero_label',
-                     'ms_scales', 'crop_box')) -> None:
+                     'ms_scales', 'crop_box'),
+                 extra_fields: Sequence[str] = ('qa_feats', )) -> None:
         super().__init__(meta_keys=meta_keys)
+        self.extra_fields = tuple(extra_fields)
 
     def transform(self, results: dict) -> dict:
         ms_imgs: Optional[list] = results.pop('ms_imgs', None)
         packed = super().transform(results)
         if ms_imgs is not None:
             packed['inputs'] = [_to_chw_tensor(i) for i in ms_imgs]
+        for key in self.extra_fields:
+            if key in results:
+                packed['data_samples'].set_field(results[key], key)
         return packed
