@@ -47,21 +47,39 @@ def test_datasets(synthetic_voc_root):
     assert 'COCO14WSSSDataset' in DATASETS.module_dict
 
 
+def _needs_weight_files(cfg) -> bool:
+    """Whether a model config names local weight files (CLIP, text tower)."""
+    if isinstance(cfg, dict):
+        if {'weights', 'ovseg_checkpoint', 'text_encoder'} & set(cfg):
+            return True
+        return any(_needs_weight_files(v) for v in cfg.values())
+    if isinstance(cfg, (list, tuple)):
+        return any(_needs_weight_files(v) for v in cfg)
+    return False
+
+
 def test_configs_parse_and_build_models():
-    """Every shipped config parses; its model builds (no weights needed)."""
+    """Every shipped config parses; models without weight files build."""
     import glob
     import os.path as osp
     from mmengine.config import Config
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    configs = glob.glob(osp.join(root, 'configs', '*', '*.py'))
+    configs = sorted(glob.glob(osp.join(root, 'configs', '*', '*.py')))
     configs = [c for c in configs if '_base_' not in c]
-    assert configs
+    assert len(configs) >= 8
+    built = 0
     for path in configs:
         cfg = Config.fromfile(path)
-        assert cfg.custom_imports['imports'] == ['qaclims_mm'], path
+        assert cfg.custom_imports['imports'][0] == 'qaclims_mm', path
         model_cfg = cfg.model
+        if _needs_weight_files(model_cfg):
+            continue  # built with tiny weight files in their own tests
         model_cfg.backbone.init_cfg = None
         model = MODELS.build(model_cfg).eval()
-        # every CAM config gives one map per class at its output stride
-        maps = model(torch.zeros(1, 3, 64, 64), mode='tensor')
-        assert maps.shape[:2] == (1, cfg.model.cam_head.num_classes), path
+        built += 1
+        if 'cam_head' in model_cfg:
+            # every CAM config: one map per class at its output stride
+            maps = model(torch.zeros(1, 3, 64, 64), mode='tensor')
+            assert maps.shape[:2] == (1, model_cfg.cam_head.num_classes), \
+                path
+    assert built >= 3

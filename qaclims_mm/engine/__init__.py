@@ -1,3 +1,3 @@
-from .hooks import SaveCAMHook
+from .hooks import CAMToPseudoLabelHook, SaveCAMHook
 
-__all__ = ['SaveCAMHook']
+__all__ = ['SaveCAMHook', 'CAMToPseudoLabelHook']

@@ -3,11 +3,12 @@ other modules (losses, heads, CAM arithmetic) import without it, so the method's
 core stays usable on machines with only the light OpenMMLab packages."""
 import warnings
 
+from . import clip, losses, utils  # noqa: F401  (registers components)
+from .clip import MaskPromptedCLIP
 from .data_preprocessor import WSSSDataPreProcessor
 from .heads import CAMHead
-from .losses import MultiLabelSoftMarginLoss
 
-__all__ = ['WSSSDataPreProcessor', 'CAMHead', 'MultiLabelSoftMarginLoss']
+__all__ = ['WSSSDataPreProcessor', 'CAMHead', 'MaskPromptedCLIP']
 
 try:
     import mmseg.models  # noqa: F401
@@ -17,5 +18,10 @@ except ImportError as e:  # e.g. mmcv-lite: mmseg.models imports mmcv.ops
         f'as CAMClassifier are not registered. Install the full stack with '
         f'tools/install.sh.')
 else:
-    from .segmentors import CAMClassifier  # noqa: F401
-    __all__ += ['CAMClassifier']
+    from .heads.aspp_v2_head import ASPPV2Head  # noqa: F401
+    from .segmentors import (CAMClassifier, DenseCRFSegTTAModel,  # noqa: F401
+                             MSCEncoderDecoder, RITCClassifier)
+    __all__ += [
+        'CAMClassifier', 'RITCClassifier', 'MSCEncoderDecoder',
+        'DenseCRFSegTTAModel', 'ASPPV2Head'
+    ]

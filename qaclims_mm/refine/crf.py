@@ -36,7 +36,11 @@ def _check_image(image: np.ndarray, hw) -> np.ndarray:
     if image.shape[:2] != tuple(hw):
         raise ValueError(f'image size {image.shape[:2]} does not match the '
                          f'label/probability map size {tuple(hw)}')
-    return np.ascontiguousarray(image)
+    # pydensecrf needs a writeable C-contiguous buffer; np.asarray of a PIL
+    # image is read-only, so copy unless the array already qualifies
+    if not (image.flags.c_contiguous and image.flags.writeable):
+        image = np.array(image, order='C', copy=True)
+    return image
 
 
 def crf_from_labels(image: np.ndarray,

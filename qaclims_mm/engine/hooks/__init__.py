@@ -1,3 +1,4 @@
+from .cam_to_pseudo_label_hook import CAMToPseudoLabelHook
 from .save_cam_hook import SaveCAMHook, cam_overlay
 
-__all__ = ['SaveCAMHook', 'cam_overlay']
+__all__ = ['SaveCAMHook', 'cam_overlay', 'CAMToPseudoLabelHook']

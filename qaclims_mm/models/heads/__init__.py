@@ -1,3 +1,4 @@
 from .cam_head import CAMHead
+from .ritc_head import CLIMSHead, RITCHead
 
-__all__ = ['CAMHead']
+__all__ = ['CAMHead', 'RITCHead', 'CLIMSHead']

@@ -1,5 +1,5 @@
 """The CAM head: a bias-free 1x1 classifier over backbone features."""
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -23,8 +23,8 @@ class CAMHead(BaseModule):
         in_channels (int): Feature channels. Defaults to 2048 (ResNet-50).
         num_classes (int): Object classes (no background). Defaults to 20.
         in_index (int): Which backbone output to use. Defaults to -1.
-        loss_cls (dict): Classification loss config. Defaults to
-            ``MultiLabelSoftMarginLoss``.
+        loss_cls (dict, optional): Classification loss config. Defaults to
+            ``MultiLabelSoftMarginLoss``; None for heads with other losses.
         init_cfg (dict, optional): Initialisation config. Defaults to None
             (PyTorch's default initialisation, as the official code).
     """
@@ -33,14 +33,15 @@ class CAMHead(BaseModule):
                  in_channels: int = 2048,
                  num_classes: int = 20,
                  in_index: int = -1,
-                 loss_cls: dict = dict(type='MultiLabelSoftMarginLoss'),
+                 loss_cls: Optional[dict] = dict(
+                     type='MultiLabelSoftMarginLoss'),
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.in_index = in_index
         self.classifier = nn.Conv2d(in_channels, num_classes, 1, bias=False)
-        self.loss_cls = MODELS.build(loss_cls)
+        self.loss_cls = MODELS.build(loss_cls) if loss_cls else None
 
     def _select(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         if isinstance(feats, torch.Tensor):

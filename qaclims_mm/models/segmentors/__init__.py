@@ -1,3 +1,8 @@
 from .cam_classifier import CAMClassifier, multi_hot_labels
+from .msc_encoder_decoder import DenseCRFSegTTAModel, MSCEncoderDecoder
+from .ritc_classifier import RITCClassifier
 
-__all__ = ['CAMClassifier', 'multi_hot_labels']
+__all__ = [
+    'CAMClassifier', 'RITCClassifier', 'MSCEncoderDecoder',
+    'DenseCRFSegTTAModel', 'multi_hot_labels'
+]

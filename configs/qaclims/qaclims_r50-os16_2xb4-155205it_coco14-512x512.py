@@ -1,0 +1,54 @@
+# QA-CLIMS on COCO 2014 (spec §7): lr 1e-5 (classifier 1e-4), loss weights
+# 30 / 24 / 0.2, 15 epochs = floor(floor(82783 / 4) / 2) x 15 = 155,205
+# iterations per GPU at 2 GPUs x batch 4 (images without labels skipped).
+custom_imports = dict(imports=['qaclims_mm'], allow_failed_imports=False)
+_base_ = ['./qaclims_r50-os16_2xb4-19830it_voc12aug-512x512.py']
+data_root = 'data/coco2014'
+baseline_cam = 'data/pretrained/res50_cam_coco_mmseg.pth'
+qa_cache = 'data/coco2014/qape/coco_blip_ViT-L-14'
+load_from = baseline_cam
+max_iters = 155205
+model = dict(
+    cam_head=dict(
+        num_classes=80,
+        loss_frc=dict(loss_weight=30.),
+        loss_brc=dict(loss_weight=24.)))
+optim_wrapper = dict(optimizer=dict(lr=1e-5))
+param_scheduler = [
+    dict(type='PolyLR', power=0.9, eta_min=0., begin=0, end=max_iters,
+         by_epoch=False)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters + 1)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadQACorpus', cache_prefix=qa_cache),
+    dict(type='RandomLongSideResize', long_range=(320, 640)),
+    dict(type='NormalizeImage'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomCropWithPad', crop_size=512),
+    dict(type='PackWSSSInputs'),
+]
+train_dataloader = dict(
+    batch_size=4,
+    dataset=dict(
+        type='COCO14WSSSDataset',
+        data_root=data_root,
+        ann_file='wsss/train.txt',
+        labels_file='wsss/cls_labels_train.json',
+        data_prefix=dict(img_path='train2014'),
+        skip_unlabeled=True,
+        pipeline=train_pipeline))
+test_dataloader = dict(
+    dataset=dict(
+        type='COCO14WSSSDataset',
+        data_root=data_root,
+        ann_file='wsss/val.txt',
+        labels_file='wsss/cls_labels_val.json',
+        data_prefix=dict(
+            img_path='val2014', seg_map_path='wsss/mask/val2014'),
+        skip_unlabeled=False))
+test_evaluator = dict(split='val2014')
+custom_hooks = [
+    dict(type='SaveCAMHook', out_dir='cams/val2014', vis_dir='cam_vis',
+         num_vis=20)
+]

@@ -1,0 +1,415 @@
+"""BLIP VQA (transformers ``BlipForQuestionAnswering``): the QA-CLIMS engine.
+
+The official tool (``third_party/BLIP/get_blip_vqa_results.py``, spec §2.2)
+asks one question per call with batch size 1 and re-encodes the image with
+the ViT for every question (spec §9.2 item 10). :class:`BlipVQAEngine` gives
+the same answers much faster:
+
+* each image goes through the vision tower **once**; all of its questions (all
+  labelled classes, FG and BG) are answered from those features;
+* questions of several images are batched (up to ``batch_size`` questions per
+  text-encoder / decoder pass). A batch holds questions of one token length
+  only, so there is no padding and a batched answer equals the batch-1 answer.
+  (Masking the padding would not be enough: in transformers 5.x,
+  ``BlipTextLayer`` hands the cross-attention mask to ``BlipTextSelfAttention``
+  as ``attention_mask``, which that module ignores for cross-attention, so the
+  decoder would attend to the padded question positions. The questions of a
+  corpus run come in few distinct lengths, so the batches stay full.);
+* fp16 / bf16 on GPUs.
+
+:meth:`BlipVQAEngine.answer_naive` keeps the official one-question path
+(``model.generate`` on one image and one question) as the reference.
+
+**Resolution.** The official model is BLIP ViT-B CapFilt-L fine-tuned for VQA
+at 480 px (``blip_vqa(image_size=480)``), i.e. a 30×30 patch grid. The
+Hugging Face port ``Salesforce/blip-vqa-capfilt-large`` sets no vision
+``image_size``, so transformers' default 384 applies: 24×24 + 1 position
+embeddings (the 480-px ones resampled when the checkpoint was converted;
+``vision_model.embeddings.position_embedding`` has 577 rows). We run at
+``image_size=480`` by default, as the official tool does, and let transformers
+interpolate the 24×24 grid back to 30×30 (bicubic,
+``interpolate_pos_encoding=True``). That is the closest available to the
+original 480-px embeddings, but not bit-equal to them; pass
+``image_size=None`` to run at the checkpoint's native size instead. Both
+settings are recorded in the corpus meta.
+
+In fp32 the batched answers are identical to :meth:`answer_naive` (tested).
+In fp16 / bf16 on a GPU, kernels picked for different batch shapes may round
+differently and, rarely, flip a near-tied beam.
+"""
+import os
+import os.path as osp
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .base import (VQA_ENGINES, VQAEngine, check_model_dir, dtype_name,
+                   missing_model_message, resolve_dtype)
+
+#: CLIP normalisation used by BLIP (spec §2.2).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+#: The Hugging Face port of the official checkpoint.
+BLIP_VQA_HUB_ID = 'Salesforce/blip-vqa-capfilt-large'
+
+
+def load_blip_vqa(model_path: str, device: torch.device,
+                  dtype: torch.dtype) -> Tuple[Any, Any]:
+    """Load ``BlipForQuestionAnswering`` + ``BlipProcessor`` without network.
+
+    Args:
+        model_path (str): A local folder (``save_pretrained`` layout) or a hub
+            id already present in the local HF cache.
+        device (torch.device): Target device.
+        dtype (torch.dtype): Weight dtype.
+
+    Returns:
+        tuple: ``(model, processor)``, the model in eval mode on ``device``.
+
+    Raises:
+        FileNotFoundError: naming ``model_path`` and how to provide it.
+    """
+    from transformers import BlipForQuestionAnswering, BlipProcessor
+    check_model_dir(model_path, 'BLIP VQA model', BLIP_VQA_HUB_ID)
+    try:
+        processor = BlipProcessor.from_pretrained(
+            model_path, local_files_only=True)
+        model = BlipForQuestionAnswering.from_pretrained(
+            model_path, local_files_only=True, dtype=dtype)
+    except OSError as e:
+        raise FileNotFoundError(
+            f'cannot load the BLIP VQA model from {model_path!r}: {e}. '
+            + missing_model_message(model_path, BLIP_VQA_HUB_ID)) from e
+    return model.to(device).eval(), processor
+
+
+def pil_to_blip_tensor(image: Image.Image, image_size: int,
+                       mean: Sequence[float] = CLIP_MEAN,
+                       std: Sequence[float] = CLIP_STD) -> torch.Tensor:
+    """Official BLIP VQA preprocessing of one image (spec §2.2).
+
+    RGB, resize to ``image_size``×``image_size`` with PIL bicubic (aspect not
+    kept, no crop), scale to [0, 1], normalise.
+
+    Returns:
+        torch.Tensor: ``[3, image_size, image_size]`` float32.
+    """
+    image = image.convert('RGB').resize((image_size, image_size),
+                                        Image.BICUBIC)
+    arr = np.asarray(image, dtype=np.float32) / 255.0  # [H, W, 3]
+    arr = (arr - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+@VQA_ENGINES.register_module(name=['BlipVQAEngine', 'blip'])
+class BlipVQAEngine(VQAEngine):
+    """Batched BLIP VQA with one vision pass per image.
+
+    Args:
+        model_path (str): Local folder with the transformers BLIP VQA model and
+            processor (e.g. ``huggingface-cli download
+            Salesforce/blip-vqa-capfilt-large --local-dir ...``), or a hub id
+            already in the local cache.
+        device (str): ``'cuda'``, ``'cuda:1'``, ``'cpu'``. Defaults to
+            ``'cuda'`` when available, else ``'cpu'``.
+        dtype (str, optional): ``'fp32'``, ``'fp16'``, ``'bf16'`` or
+            ``'auto'`` (fp16 on GPU, fp32 on CPU). Defaults to ``'auto'``.
+        image_size (int, optional): Input resolution. Defaults to 480, the
+            official one; None = the checkpoint's ``vision_config.image_size``.
+            Position embeddings are interpolated when the two differ.
+        batch_size (int): Questions per text-encoder / decoder pass.
+            Defaults to 64.
+        image_batch_size (int): Images per vision-tower pass. Defaults to 16.
+        max_question_tokens (int): Question truncation, in tokens including
+            ``[CLS]``/``[SEP]``. Defaults to 35 (official).
+        num_beams (int): Beam width. Defaults to 3 (official).
+        max_length (int): Maximum answer length in tokens, the start token
+            included (the ``generate`` convention). Defaults to 10 (official).
+        min_length (int): Defaults to 1 (official).
+    """
+
+    def __init__(self,
+                 model_path: str,
+                 device: Optional[str] = None,
+                 dtype: Optional[str] = 'auto',
+                 image_size: Optional[int] = 480,
+                 batch_size: int = 64,
+                 image_batch_size: int = 16,
+                 max_question_tokens: int = 35,
+                 num_beams: int = 3,
+                 max_length: int = 10,
+                 min_length: int = 1) -> None:
+        if batch_size < 1 or image_batch_size < 1:
+            raise ValueError('batch_size and image_batch_size must be >= 1')
+        self.model_path = model_path
+        self.device = torch.device(
+            device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.model, self.processor = load_blip_vqa(model_path, self.device,
+                                                   self.dtype)
+        native = self.model.config.vision_config.image_size
+        self.image_size = int(image_size or native)
+        patch = self.model.config.vision_config.patch_size
+        if self.image_size % patch:
+            raise ValueError(f'image_size {self.image_size} is not a multiple '
+                             f'of the patch size {patch} of {model_path}')
+        self.interpolate_pos_encoding = self.image_size != native
+        image_processor = self.processor.image_processor
+        self.mean = tuple(getattr(image_processor, 'image_mean', CLIP_MEAN))
+        self.std = tuple(getattr(image_processor, 'image_std', CLIP_STD))
+        self.batch_size = int(batch_size)
+        self.image_batch_size = int(image_batch_size)
+        self.max_question_tokens = int(max_question_tokens)
+        self.generate_kwargs = dict(
+            num_beams=int(num_beams),
+            max_length=int(max_length),
+            min_length=int(min_length))
+
+    # ------------------------------------------------------------------ info
+    def answer_settings(self) -> Dict[str, Any]:
+        """Model, resolution, normalisation, truncation, decoding, dtype."""
+        return dict(
+            type='BlipVQAEngine',
+            model_path=osp.abspath(self.model_path)
+            if osp.isdir(self.model_path) else self.model_path,
+            dtype=dtype_name(self.dtype),
+            image_size=self.image_size,
+            interpolate_pos_encoding=self.interpolate_pos_encoding,
+            mean=list(self.mean),
+            std=list(self.std),
+            max_question_tokens=self.max_question_tokens,
+            **self.generate_kwargs)
+
+    def runtime_settings(self) -> Dict[str, Any]:
+        return dict(device=str(self.device), batch_size=self.batch_size,
+                    image_batch_size=self.image_batch_size)
+
+    # --------------------------------------------------------------- helpers
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """PIL image -> ``[3, S, S]`` float32 (resize, normalise)."""
+        return pil_to_blip_tensor(image, self.image_size, self.mean, self.std)
+
+    def _tokenize(self, questions: Sequence[str]) -> List[List[int]]:
+        """Question token ids (``[CLS] ... [SEP]``), truncated like the
+        official tool (35 tokens), unpadded."""
+        return self.processor.tokenizer(
+            list(questions),
+            truncation=True,
+            max_length=self.max_question_tokens)['input_ids']
+
+    def _decode(self, sequences: torch.Tensor) -> List[str]:
+        return [
+            s.strip() for s in self.processor.tokenizer.batch_decode(
+                sequences, skip_special_tokens=True)
+        ]
+
+    @torch.inference_mode()
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Vision tower: ``[B, 3, S, S]`` -> image tokens ``[B, N, D]``."""
+        embeds = []
+        for start in range(0, pixel_values.shape[0], self.image_batch_size):
+            chunk = pixel_values[start:start + self.image_batch_size]
+            out = self.model.vision_model(
+                pixel_values=chunk.to(self.device, self.dtype),
+                interpolate_pos_encoding=self.interpolate_pos_encoding)
+            embeds.append(out.last_hidden_state)
+        return torch.cat(embeds)
+
+    @torch.inference_mode()
+    def answer_from_image_embeds(self, image_embeds: torch.Tensor,
+                                 input_ids: torch.Tensor) -> List[str]:
+        """Answer a batch of equal-length questions.
+
+        Args:
+            image_embeds (torch.Tensor): ``[Q, N, D]`` image tokens, one row
+                per question (rows of the same image may repeat).
+            input_ids (torch.Tensor): ``[Q, T]`` question ids, no padding.
+
+        Returns:
+            list[str]: One answer per question.
+        """
+        image_mask = torch.ones(image_embeds.shape[:2], dtype=torch.long,
+                                device=self.device)
+        question_states = self.model.text_encoder(
+            input_ids=input_ids,
+            encoder_hidden_states=image_embeds,
+            encoder_attention_mask=image_mask,
+            return_dict=False)[0]  # [Q, T, D]
+        text_cfg = self.model.config.text_config
+        bos = torch.full((input_ids.shape[0], 1),
+                         self.model.decoder_start_token_id,
+                         dtype=torch.long, device=self.device)
+        # the decoder attends to every question position, as in
+        # ``BlipForQuestionAnswering.generate``
+        sequences = self.model.text_decoder.generate(
+            input_ids=bos,
+            eos_token_id=text_cfg.sep_token_id,
+            pad_token_id=text_cfg.pad_token_id,
+            encoder_hidden_states=question_states,
+            encoder_attention_mask=torch.ones_like(input_ids),
+            do_sample=False,
+            **self.generate_kwargs)
+        return self._decode(sequences)
+
+    # ------------------------------------------------------------ interface
+    @torch.inference_mode()
+    def answer_preprocessed(
+            self, inputs: Sequence[torch.Tensor],
+            questions: Sequence[Sequence[str]]) -> List[List[str]]:
+        """Answer all questions of all images; one vision pass per image.
+
+        Args:
+            inputs (Sequence[torch.Tensor]): ``[3, S, S]`` tensors from
+                :meth:`preprocess`.
+            questions (Sequence[Sequence[str]]): Questions per image.
+
+        Returns:
+            list[list[str]]: Answers per image, in question order.
+        """
+        if len(inputs) != len(questions):
+            raise ValueError(f'{len(inputs)} images but {len(questions)} '
+                             f'question lists')
+        if not inputs:
+            return []
+        image_embeds = self.encode_images(torch.stack(list(inputs)))
+        flat = [q for qs in questions for q in qs]
+        owner = [i for i, qs in enumerate(questions) for _ in qs]
+        token_ids = self._tokenize(flat)
+        # Batch only questions of the same token length: no padding at all,
+        # so every answer equals its batch-1 answer (see the module note).
+        by_length: Dict[int, List[int]] = {}
+        for idx, ids in enumerate(token_ids):
+            by_length.setdefault(len(ids), []).append(idx)
+        answers: List[str] = [''] * len(flat)
+        for length in sorted(by_length):
+            members = by_length[length]
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start:start + self.batch_size]
+                rows = torch.tensor([owner[i] for i in chunk],
+                                    device=self.device)
+                input_ids = torch.tensor([token_ids[i] for i in chunk],
+                                         device=self.device)
+                for i, ans in zip(
+                        chunk,
+                        self.answer_from_image_embeds(
+                            image_embeds.index_select(0, rows), input_ids)):
+                    answers[i] = ans
+        out, pos = [], 0
+        for qs in questions:
+            out.append(answers[pos:pos + len(qs)])
+            pos += len(qs)
+        return out
+
+    @torch.inference_mode()
+    def answer_naive(self, image: Image.Image, question: str) -> str:
+        """The official path: one question, batch 1, image re-encoded.
+
+        Uses ``BlipForQuestionAnswering.generate`` unchanged (the reference
+        for :meth:`answer`).
+        """
+        pixel_values = self.preprocess(image)[None].to(self.device,
+                                                        self.dtype)
+        input_ids = torch.tensor(self._tokenize([question]),
+                                 device=self.device)
+        sequences = self.model.generate(
+            input_ids=input_ids,
+            pixel_values=pixel_values,
+            attention_mask=torch.ones_like(input_ids),
+            interpolate_pos_encoding=self.interpolate_pos_encoding,
+            do_sample=False,
+            **self.generate_kwargs)
+        return self._decode(sequences)[0]
+
+
+# ----------------------------------------------------------------------------
+# A tiny random BLIP VQA, for tests, benchmarks and smoke runs without weights.
+# ----------------------------------------------------------------------------
+_TINY_WORDS = (
+    'what kind type of is in the photo this also called usually another word '
+    'for name above under behind around next to left right side scene '
+    'environment place a an and on with sky grass road water tree wall room '
+    'table floor field street building car dog cat person man woman bird boat '
+    'bus train horse sheep cow chair sofa plant bottle monitor tv dining '
+    'potted aeroplane bicycle motorbike airplane jet red blue green white '
+    'black kitchen living beach park city sea snow yes no').split()
+
+
+def build_tiny_blip_vqa(save_dir: str,
+                        image_size: int = 480,
+                        patch_size: int = 16,
+                        hidden_size: int = 64,
+                        vision_layers: int = 4,
+                        text_layers: int = 2,
+                        seed: int = 0) -> str:
+    """Write a randomly initialised, tiny BLIP VQA model + processor.
+
+    The vocabulary is a small WordPiece file (``vocab.txt``) of question
+    words, class names and letters; the processor resizes to ``image_size``.
+    The shapes keep the real model's balance (a long image-token sequence, a
+    short question), so timings compare the two engine paths fairly.
+
+    Args:
+        save_dir (str): Output folder (``save_pretrained`` layout).
+        image_size (int): Vision ``image_size``. Defaults to 480.
+        patch_size (int): Defaults to 16.
+        hidden_size (int): Width of both towers (BLIP VQA's text encoder
+            and decoder cross-attend to features of their own width, so the
+            two must match). Defaults to 64.
+        vision_layers (int): Defaults to 4.
+        text_layers (int): Layers of the text encoder and of the decoder.
+            Defaults to 2.
+        seed (int): Weight seed. Defaults to 0.
+
+    Returns:
+        str: ``save_dir``.
+    """
+    from transformers import (BertTokenizer, BlipConfig,
+                              BlipForQuestionAnswering, BlipImageProcessor,
+                              BlipProcessor)
+    os.makedirs(save_dir, exist_ok=True)
+    specials = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '[DEC]']
+    letters = [chr(c) for c in range(ord('a'), ord('z') + 1)]
+    words = list(dict.fromkeys(_TINY_WORDS))
+    vocab = specials + ['?', '.', ','] + letters + [
+        '##' + c for c in letters] + [w for w in words if w not in letters]
+    vocab_file = osp.join(save_dir, 'vocab.txt')
+    with open(vocab_file, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(vocab) + '\n')
+    tokenizer = BertTokenizer(
+        vocab={tok: i for i, tok in enumerate(vocab)},
+        bos_token='[DEC]',
+        model_max_length=512)
+    image_processor = BlipImageProcessor(
+        size=dict(height=image_size, width=image_size),
+        image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD))
+    BlipProcessor(image_processor=image_processor,
+                  tokenizer=tokenizer).save_pretrained(save_dir)
+
+    config = BlipConfig(
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=hidden_size,
+            encoder_hidden_size=hidden_size,
+            intermediate_size=hidden_size * 4,
+            num_hidden_layers=text_layers,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+            pad_token_id=0,
+            sep_token_id=vocab.index('[SEP]'),
+            bos_token_id=vocab.index('[DEC]'),
+            initializer_range=0.2),
+        vision_config=dict(
+            hidden_size=hidden_size,
+            intermediate_size=hidden_size * 4,
+            num_hidden_layers=vision_layers,
+            num_attention_heads=4,
+            image_size=image_size,
+            patch_size=patch_size,
+            initializer_range=0.2))
+    torch.manual_seed(seed)
+    model = BlipForQuestionAnswering(config).eval()
+    model.save_pretrained(save_dir)
+    return save_dir

@@ -1,0 +1,157 @@
+"""RITCHead / CLIMSHead: the vectorised step against the loop reference."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.registry import init_default_scope
+from mmengine.structures import BaseDataElement
+from mmseg.registry import MODELS
+
+import qaclims_mm  # noqa: F401
+from qaclims_mm.models.utils.ritc_reference import reference_ritc_losses
+
+init_default_scope('mmseg')
+
+VISION = dict(embed_dim=16,
+              vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=3,
+                              head_width=16, mlp_ratio=2.0))
+TEXT = dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1)
+
+
+@pytest.fixture(scope='module')
+def clip_files(tmp_path_factory):
+    """A tiny CLIP: weights file (vision) and local-dir folder (text)."""
+    from open_clip.model import CLIP
+    from safetensors.torch import save_file
+    folder = tmp_path_factory.mktemp('tiny_clip')
+    torch.manual_seed(0)
+    model = CLIP(**VISION, text_cfg=TEXT, quick_gelu=True)
+    torch.save(model.state_dict(), folder / 'clip.pt')
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              str(folder / 'open_clip_model.safetensors'))
+    with open(folder / 'open_clip_config.json', 'w') as f:
+        json.dump({'model_cfg': dict(VISION, text_cfg=TEXT, quick_gelu=True)},
+                  f)
+    return str(folder / 'clip.pt'), str(folder)
+
+
+def ritc_head(clip_path, **kwargs):
+    torch.manual_seed(1)
+    return MODELS.build(dict(
+        type='RITCHead', in_channels=8, num_classes=5,
+        clip=dict(type='build_mask_clip', model_cfg=VISION,
+                  weights=clip_path),
+        clip_input_size=32, **kwargs))
+
+
+def batch(num_classes=5, d=16, seed=0):
+    """Cams, images, labels and samples with QA tensors (varied masks)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.zeros(3, num_classes)
+    labels[0, [1, 3]] = 1
+    labels[1, 0] = 1
+    labels[2, [0, 2, 4]] = 1
+    cams = torch.rand(3, num_classes, 6, 6, generator=g)
+    images = torch.randn(3, 3, 40, 40, generator=g)
+    samples, qa_list = [], []
+    for b in range(3):
+        k = int(labels[b].sum())
+        fg_mask = torch.ones(k, 6, dtype=torch.bool)
+        fg_mask[0, 4:] = False
+        bg_mask = torch.zeros(k, 10, dtype=torch.bool)
+        for i in range(k):
+            bg_mask[i, :(i * 3 + b) % 10] = True  # 0..9 valid, some empty
+        qa = dict(
+            class_feats=F.normalize(torch.randn(k, d, generator=g), dim=-1),
+            fg_feats=F.normalize(torch.randn(k, 6, d, generator=g), dim=-1),
+            fg_mask=fg_mask,
+            bg_feats=F.normalize(torch.randn(k, 10, d, generator=g), dim=-1),
+            bg_mask=bg_mask)
+        s = BaseDataElement(metainfo=dict(img_id=f'img{b}'))
+        s.set_field(qa, 'qa_feats')
+        samples.append(s)
+        qa_list.append(qa)
+    assert any(not m.any() for q in qa_list for m in q['bg_mask'])
+    return cams, images, labels, samples, qa_list
+
+
+def test_vectorised_step_equals_loop_reference(clip_files):
+    head = ritc_head(clip_files[0])
+    cams, images, labels, samples, qa = batch()
+    cams.requires_grad_(True)
+    ours = head.loss_by_feat(cams, images, labels, samples)
+    clip = head.clip_on(cams.device)
+    ref = reference_ritc_losses(cams, images, labels, qa, clip,
+                                clip_input_size=32)
+    for key in ('loss_frc', 'loss_brc', 'loss_reg'):
+        torch.testing.assert_close(ours[key], ref[key], rtol=1e-5, atol=1e-6)
+    g_ours = torch.autograd.grad(sum(ours.values()), cams)[0]
+    g_ref = torch.autograd.grad(sum(ref.values()), cams)[0]
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-4, atol=1e-7)
+    # absent classes: gradient from L_REG only (0.2 / numel everywhere)
+    absent = labels == 0
+    reg_grad = torch.full_like(g_ours[absent], 0.2 / cams.numel())
+    torch.testing.assert_close(g_ours[absent], reg_grad)
+    assert not torch.allclose(g_ours[labels == 1], torch.zeros(1))
+
+
+def test_ablation_plain_clip_on_hard_masked_pixels(clip_files):
+    head = ritc_head(clip_files[0], use_mask_clip=False)
+    cams, images, labels, samples, _ = batch()
+    fg, bg, fg_m, bg_m, _ = head.region_images(cams, images, labels)
+    clip = head.clip_on(cams.device)
+    v_fg, v_bg = head.encode_regions(fg, bg, fg_m, bg_m)
+    torch.testing.assert_close(v_fg, clip(fg * fg_m, None))
+    torch.testing.assert_close(v_bg, clip(bg * bg_m, None))
+
+
+def test_clip_is_frozen_and_outside_the_module(clip_files):
+    head = ritc_head(clip_files[0])
+    names = [n for n, _ in head.named_parameters()]
+    assert names == ['classifier.weight']  # CLIP: not optimised, not synced
+    assert all('clip' not in k for k in head.state_dict())
+    clip = head.clip_on(torch.device('cpu'))
+    assert not any(p.requires_grad for p in clip.parameters())
+    head.train()
+    assert not clip.training
+    cams, images, labels, samples, _ = batch()
+    cams.requires_grad_(True)
+    sum(head.loss_by_feat(cams, images, labels, samples).values()).backward()
+    assert all(p.grad is None for p in clip.parameters())
+    assert cams.grad is not None
+
+
+def test_missing_qa_feats_is_named(clip_files):
+    head = ritc_head(clip_files[0])
+    cams, images, labels, samples, _ = batch()
+    bare = BaseDataElement(metainfo=dict(img_id='2007_000123'))
+    with pytest.raises(KeyError, match='2007_000123.*LoadQACorpus'):
+        head.loss_by_feat(cams, images, labels, [samples[0], bare, samples[2]])
+
+
+def test_clims_head_losses(clip_files):
+    clip_path, text_dir = clip_files
+    torch.manual_seed(1)
+    head = MODELS.build(dict(
+        type='CLIMSHead', in_channels=8, num_classes=20,
+        clip=dict(type='build_mask_clip', model_cfg=VISION,
+                  weights=clip_path),
+        text_encoder=dict(model_name='local-dir:' + text_dir),
+        class_names='voc', bg_prompts='voc', clip_input_size=32))
+    assert head.class_text_feats.shape == (20, 16)
+    assert head.bg_text_feats.shape == (10, 16)
+    assert 'class_text_feats' not in head.state_dict()
+    cams, images, labels, samples, _ = batch(num_classes=20)
+    cams.requires_grad_(True)
+    losses = head.loss_by_feat(cams, images, labels, samples)
+    assert set(losses) == {'loss_otm', 'loss_btm', 'loss_cbs', 'loss_reg'}
+    # OTM by hand: mean over pairs of -log(clamp(cos(v_fg, t_class)))
+    fg, bg, _, _, pair_class = head.region_images(cams, images, labels)
+    clip = head.clip_on(cams.device)
+    cos = F.cosine_similarity(clip(fg, None),
+                              head.class_text_feats[pair_class])
+    ref = -torch.log(cos.clamp(1e-4, 0.9999)).mean() * 10
+    torch.testing.assert_close(losses['loss_otm'], ref)
+    sum(losses.values()).backward()
+    assert cams.grad.abs().sum() > 0

@@ -1,0 +1,163 @@
+"""QA-CLIMS and CLIMS training iterations through tools/train.py.
+
+The corpus is built with the QAPE library from answer records, its text cache
+with ``tools/build_text_cache.py``; CLIP is a tiny random open_clip model saved
+to disk, so the real loading code runs.
+"""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from qaclims_mm.datasets.labels_file import load_labels_file
+from qaclims_mm.qape import build_corpus, build_question_set, save_corpus
+from qaclims_mm.datasets.class_names import VOC_CLASSES
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+VISION = dict(embed_dim=16,
+              vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=3,
+                              head_width=16, mlp_ratio=2.0))
+TEXT = dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1)
+
+
+def run(*args: str) -> str:
+    proc = subprocess.run([sys.executable, *args], cwd=REPO,
+                          capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+@pytest.fixture(scope='module')
+def assets(synthetic_voc_root, tmp_path_factory):
+    from open_clip.model import CLIP
+    from safetensors.torch import save_file
+    root = tmp_path_factory.mktemp('ritc')
+    torch.manual_seed(0)
+    clip = CLIP(**VISION, text_cfg=TEXT, quick_gelu=True)
+    torch.save(clip.state_dict(), root / 'clip.pt')
+    text_dir = root / 'text'
+    text_dir.mkdir()
+    save_file({k: v.contiguous() for k, v in clip.state_dict().items()},
+              str(text_dir / 'open_clip_model.safetensors'))
+    with open(text_dir / 'open_clip_config.json', 'w') as f:
+        json.dump({'model_cfg': dict(VISION, text_cfg=TEXT, quick_gelu=True)},
+                  f)
+    # a corpus for every labelled pair; one pair's BG answers are all its own
+    # class name, so it has no BG text left and the losses skip it
+    labels = load_labels_file(osp.join(synthetic_voc_root, 'cls_labels.json'))
+    records = []
+    for i, (img_id, idx) in enumerate(sorted(labels.items())):
+        for c in idx:
+            name = VOC_CLASSES[c]
+            bg = ([name] * 10 if i == 0 else
+                  ['sky', 'water', 'grass', 'road', 'wall', 'sky', 'tree',
+                   'field', 'room', 'street'])
+            records.append(dict(img_id=img_id, class_name=name,
+                                fg=['big', 'small', name, 'old', 'new', 'red'],
+                                bg=bg))
+    corpus = build_corpus(records, build_question_set())
+    save_corpus(str(root / 'corpus.json'), corpus)
+    run('tools/build_text_cache.py', '--corpus', str(root / 'corpus.json'),
+        '--model', f'local-dir:{text_dir}', '--out', str(root / 'cache'),
+        '--classes', 'voc')
+    return dict(root=root, clip=str(root / 'clip.pt'), text=str(text_dir),
+                cache=str(root / 'cache'))
+
+
+def write_config(path, base, voc_root, overrides: str,
+                 batch_size: int = 2) -> str:
+    with open(path, 'w') as f:
+        f.write(f"""
+_base_ = [{base!r}]
+data_root = {voc_root!r}
+load_from = None
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    {{qa}}
+    dict(type='RandomLongSideResize', long_range=(64, 96)),
+    dict(type='NormalizeImage'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomCropWithPad', crop_size=64),
+    dict(type='PackWSSSInputs'),
+]
+train_dataloader = dict(batch_size={batch_size}, num_workers=0,
+                        persistent_workers=False,
+                        dataset=dict(data_root=data_root,
+                                     pipeline=train_pipeline))
+test_dataloader = dict(num_workers=0, persistent_workers=False,
+                       dataset=dict(data_root=data_root))
+{overrides}
+""")
+    return str(path)
+
+
+def test_qaclims_iterations_and_cam_inference(assets, synthetic_voc_root):
+    base = osp.join(REPO, 'configs/qaclims/'
+                    'qaclims_r50-os16_2xb4-19830it_voc12aug-512x512.py')
+    qa = f"dict(type='LoadQACorpus', cache_prefix={assets['cache']!r}),"
+    cfg = write_config(
+        assets['root'] / 'qaclims.py', base, synthetic_voc_root,
+        f"""
+model = dict(
+    backbone=dict(depth=18),
+    cam_head=dict(in_channels=512, clip_input_size=32,
+                  clip=dict(model_name='tiny', model_cfg={VISION!r},
+                            weights={assets['clip']!r},
+                            ovseg_checkpoint=None)))
+train_cfg = dict(max_iters=3)
+param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0., begin=0,
+                        end=3, by_epoch=False)]
+default_hooks = dict(logger=dict(interval=1),
+                     checkpoint=dict(interval=3))
+""".replace('{qa}', qa))
+    with open(cfg) as f:
+        text = f.read().replace('{qa}', qa)
+    with open(cfg, 'w') as f:
+        f.write(text)
+    work = str(assets['root'] / 'work_qaclims')
+    out = run('tools/train.py', cfg, '--work-dir', work)
+    for key in ('loss_frc', 'loss_brc', 'loss_reg'):
+        assert key in out
+    ckpt = torch.load(osp.join(work, 'iter_3.pth'), map_location='cpu',
+                      weights_only=False)
+    keys = ckpt['state_dict'].keys()
+    assert 'cam_head.classifier.weight' in keys
+    assert not any('clip' in k for k in keys)  # the frozen CLIP is not saved
+    cam_dir = str(assets['root'] / 'cams')
+    run('tools/test.py', cfg, osp.join(work, 'iter_3.pth'), '--work-dir',
+        work, '--cam-dir', cam_dir)
+    assert len(os.listdir(cam_dir)) > 0
+
+
+def test_clims_iterations(assets, synthetic_voc_root):
+    base = osp.join(REPO, 'configs/clims/'
+                    'clims_r50-os16_1xb16-15e_voc12aug-512x512.py')
+    cfg = write_config(
+        assets['root'] / 'clims.py', base, synthetic_voc_root,
+        f"""
+model = dict(
+    backbone=dict(depth=18),
+    cam_head=dict(in_channels=512, clip_input_size=32,
+                  clip=dict(model_name='tiny', model_cfg={VISION!r},
+                            weights={assets['clip']!r}),
+                  text_encoder=dict(model_name={'local-dir:' + assets['text']!r},
+                                    pretrained=None)))
+train_cfg = dict(max_epochs=1)
+param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0., begin=0,
+                        end=1, by_epoch=True, convert_to_iter_based=True)]
+default_hooks = dict(logger=dict(interval=1))
+""", batch_size=8)
+    with open(cfg) as f:
+        text = f.read().replace('{qa}', '')
+    with open(cfg, 'w') as f:
+        f.write(text)
+    out = run('tools/train.py', cfg, '--work-dir',
+              str(assets['root'] / 'work_clims'))
+    for key in ('loss_otm', 'loss_btm', 'loss_cbs', 'loss_reg'):
+        assert key in out
