@@ -20,8 +20,8 @@ except ImportError as e:  # e.g. mmcv-lite: mmseg.models imports mmcv.ops
 else:
     from .heads.aspp_v2_head import ASPPV2Head  # noqa: F401
     from .segmentors import (CAMClassifier, DenseCRFSegTTAModel,  # noqa: F401
-                             MSCEncoderDecoder, RITCClassifier)
+                             IRNet, MSCEncoderDecoder, RITCClassifier)
     __all__ += [
-        'CAMClassifier', 'RITCClassifier', 'MSCEncoderDecoder',
+        'CAMClassifier', 'RITCClassifier', 'IRNet', 'MSCEncoderDecoder',
         'DenseCRFSegTTAModel', 'ASPPV2Head'
     ]

@@ -19,6 +19,8 @@ from qaclims_mm.utils.cam_file import load_cam
 from qaclims_mm.utils.io import read_split
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+IRN_CONFIG = osp.join(REPO, 'configs/irn/irn_r50_1xb32-3e_voc12aug-512x512.py')
+R18_CHANNELS = (64, 64, 128, 256, 512)
 DEMO_CONFIG = osp.join(
     REPO, 'configs/cam/cam_r18-os16_1xb16-12e_synthetic-voc-160x160.py')
 SPLIT = 'ImageSets/Segmentation/train_aug.txt'
@@ -29,8 +31,11 @@ def test_modes_are_checked():
     init_default_scope('mmseg')
     from qaclims_mm.engine.hooks.cam_to_pseudo_label_hook import \
         CAMToPseudoLabelHook
-    with pytest.raises(NotImplementedError, match='make_sem_seg_labels'):
+    with pytest.raises(ValueError, match='irn_config and irn_checkpoint'):
         CAMToPseudoLabelHook('out', mode='random_walk')
+    with pytest.raises(FileNotFoundError, match='nowhere.py'):
+        CAMToPseudoLabelHook('out', mode='random_walk',
+                             irn_config='nowhere.py', irn_checkpoint='x.pth')
     with pytest.raises(ValueError, match='mode'):
         CAMToPseudoLabelHook('out', mode='dense')
     with pytest.raises(ValueError, match='bg_thr'):
@@ -81,7 +86,24 @@ def hook_run(synthetic_voc_root, tmp_path_factory):
     ckpt = str(root / 'model.pth')
     torch.save({'state_dict': state, 'meta': {}}, ckpt)
 
-    dirs = {name: str(root / name) for name in ('cams', 'thr', 'crf', 'ir')}
+    dirs = {name: str(root / name)
+            for name in ('cams', 'thr', 'crf', 'ir', 'rw')}
+    # a tiny random IRNet for the random-walk mode
+    ids = read_split(osp.join(synthetic_voc_root, SPLIT))[:NUM_IMAGES]
+    (root / 'ids.txt').write_text(''.join(i + '\n' for i in ids))
+    irn_config = root / 'irn.py'
+    irn_config.write_text(f"""
+_base_ = [{IRN_CONFIG!r}]
+model = dict(backbone=dict(depth=18, init_cfg=None),
+             edge_head=dict(in_channels={R18_CHANNELS}),
+             displacement_head=dict(in_channels={R18_CHANNELS}))
+infer_dataloader = dict(num_workers=0, dataset=dict(
+    data_root={synthetic_voc_root!r}, ann_file={str(root / 'ids.txt')!r}))
+""")
+    torch.manual_seed(0)
+    irn = MODELS.build(Config.fromfile(str(irn_config)).model)
+    irn_ckpt = str(root / 'irn.pth')
+    torch.save({'state_dict': irn.state_dict(), 'meta': {}}, irn_ckpt)
     config = root / 'cam2label.py'
     config.write_text(f"""
 _base_ = [{DEMO_CONFIG!r}]
@@ -102,13 +124,16 @@ test_dataloader = dict(
             dict(type='PackWSSSInputs'),
         ]))
 custom_hooks = [
-    dict(type='SaveCAMHook', out_dir={dirs['cams']!r}, fields=('high_res',)),
+    dict(type='SaveCAMHook', out_dir={dirs['cams']!r}),
     dict(type='CAMToPseudoLabelHook', out_dir={dirs['thr']!r},
          mode='threshold', threshold=0.15),
     dict(type='CAMToPseudoLabelHook', out_dir={dirs['crf']!r}, mode='crf',
          threshold=0.15, num_workers=2),
     dict(type='CAMToPseudoLabelHook', out_dir={dirs['ir']!r}, mode='crf',
          ir_label=True, fg_thr=0.30, bg_thr=0.10),
+    dict(type='CAMToPseudoLabelHook', out_dir={dirs['rw']!r},
+         mode='random_walk', irn_config={str(irn_config)!r},
+         irn_checkpoint={irn_ckpt!r}),
 ]
 """)
     work = str(root / 'work')
@@ -120,6 +145,7 @@ custom_hooks = [
     }
     second = run_test_tool(str(config), ckpt, work)
     return dict(dirs=dirs, first=first, second=second, mtimes=mtimes,
+                irn_config=str(irn_config), irn_ckpt=irn_ckpt, root=root,
                 ids=read_split(osp.join(synthetic_voc_root,
                                         SPLIT))[:NUM_IMAGES],
                 voc=synthetic_voc_root)
@@ -169,9 +195,9 @@ def test_one_png_per_image_with_reference_values(hook_run):
 
 def test_second_run_skips_everything(hook_run):
     n = len(hook_run['ids'])
-    assert hook_run['first'].count(f'{n} pseudo label(s) written') == 3
+    assert hook_run['first'].count(f'{n} pseudo label(s) written') == 4
     assert hook_run['second'].count(
-        f'0 pseudo label(s) written, {n} already present') == 3
+        f'0 pseudo label(s) written, {n} already present') == 4
     for name, before in hook_run['mtimes'].items():
         d = hook_run['dirs'][name]
         assert {f: os.stat(osp.join(d, f)).st_mtime_ns
@@ -179,3 +205,26 @@ def test_second_run_skips_everything(hook_run):
     # the log says where to point seg_map_path
     assert (f"data_prefix=dict(img_path='JPEGImages', "
             f"seg_map_path='{hook_run['dirs']['crf']}')") in hook_run['first']
+
+
+def test_random_walk_mode_equals_the_tool(hook_run):
+    """The hook's random-walk labels == make_sem_seg_labels.py on the saved
+    CAMs with the same IRNet (one code path, two entry points)."""
+    out = str(hook_run['root'] / 'rw_tool')
+    proc = subprocess.run(
+        [sys.executable, 'tools/make_sem_seg_labels.py',
+         hook_run['irn_config'], hook_run['irn_ckpt'], '--cam-dir',
+         hook_run['dirs']['cams'], '--out-dir', out, '--no-progress'],
+        cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    names = sorted(os.listdir(hook_run['dirs']['rw']))
+    assert names == sorted(f'{i}.png' for i in hook_run['ids'])
+    assert sorted(os.listdir(out)) == names
+    saw_fg = False
+    for name in names:
+        ours = read_png(osp.join(hook_run['dirs']['rw'], name))[2]
+        ref = read_png(osp.join(out, name))[2]
+        np.testing.assert_array_equal(ours, ref)
+        saw_fg |= bool((ours > 0).any())
+    assert saw_fg
+    assert "mode='random_walk'" in hook_run['first']

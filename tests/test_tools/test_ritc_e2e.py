@@ -97,16 +97,27 @@ test_dataloader = dict(num_workers=0, persistent_workers=False,
     return str(path)
 
 
-def test_qaclims_iterations_and_cam_inference(assets, synthetic_voc_root):
-    base = osp.join(REPO, 'configs/qaclims/'
-                    'qaclims_r50-os16_2xb4-19830it_voc12aug-512x512.py')
+QACLIMS_CONFIGS = {
+    'r18': ('qaclims_r50-os16_2xb4-19830it_voc12aug-512x512.py',
+            "backbone=dict(depth=18), cam_head=dict(in_channels=512,"),
+    'convnext': ('qaclims_convnext-atto_2xb4-19830it_voc12aug-512x512.py',
+                 "cam_head=dict("),
+}
+
+
+@pytest.mark.parametrize('variant', sorted(QACLIMS_CONFIGS))
+def test_qaclims_iterations_and_cam_inference(assets, synthetic_voc_root,
+                                              variant):
+    """3 iterations of the QA-CLIMS config (and of its other-backbone
+    variant), then CAM inference with the trained checkpoint."""
+    name, model_start = QACLIMS_CONFIGS[variant]
+    base = osp.join(REPO, 'configs/qaclims', name)
     qa = f"dict(type='LoadQACorpus', cache_prefix={assets['cache']!r}),"
     cfg = write_config(
-        assets['root'] / 'qaclims.py', base, synthetic_voc_root,
+        assets['root'] / f'qaclims_{variant}.py', base, synthetic_voc_root,
         f"""
 model = dict(
-    backbone=dict(depth=18),
-    cam_head=dict(in_channels=512, clip_input_size=32,
+    {model_start} clip_input_size=32,
                   clip=dict(model_name='tiny', model_cfg={VISION!r},
                             weights={assets['clip']!r},
                             ovseg_checkpoint=None)))
@@ -115,12 +126,12 @@ param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0., begin=0,
                         end=3, by_epoch=False)]
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=3))
-""".replace('{qa}', qa))
+""")
     with open(cfg) as f:
         text = f.read().replace('{qa}', qa)
     with open(cfg, 'w') as f:
         f.write(text)
-    work = str(assets['root'] / 'work_qaclims')
+    work = str(assets['root'] / f'work_qaclims_{variant}')
     out = run('tools/train.py', cfg, '--work-dir', work)
     for key in ('loss_frc', 'loss_brc', 'loss_reg'):
         assert key in out
@@ -129,7 +140,7 @@ default_hooks = dict(logger=dict(interval=1),
     keys = ckpt['state_dict'].keys()
     assert 'cam_head.classifier.weight' in keys
     assert not any('clip' in k for k in keys)  # the frozen CLIP is not saved
-    cam_dir = str(assets['root'] / 'cams')
+    cam_dir = str(assets['root'] / f'cams_{variant}')
     run('tools/test.py', cfg, osp.join(work, 'iter_3.pth'), '--work-dir',
         work, '--cam-dir', cam_dir)
     assert len(os.listdir(cam_dir)) > 0

@@ -69,8 +69,12 @@ class CAMToPseudoLabelHook(Hook):
     - ``'crf'``: those labels refined by the dense CRF
       (:func:`~qaclims_mm.refine.crf.crf_from_labels`, §6.3 parameters) on
       the image read from the sample's ``img_path``;
-    - ``'random_walk'``: needs a trained IRNet; not done by this hook, use
-      ``tools/make_sem_seg_labels.py`` on saved CAMs.
+    - ``'random_walk'``: IRNet boundaries + random walk on the stride-4
+      ``pred_cam['cam']`` (spec §6.5): a trained IRNet is loaded from
+      ``irn_config`` / ``irn_checkpoint``; its edge map of each image (read
+      from ``img_path``) drives the walk; ``rw_cfg`` overrides the config's
+      ``random_walk`` settings (radius 5, beta 10, 2^8 steps, bg 0.2). The
+      same computation as ``tools/make_sem_seg_labels.py`` on saved CAMs.
 
     With ``ir_label=True`` the IR labels of §6.3 are written instead (class
     above ``fg_thr``, 255 in between, 0 below ``bg_thr``; CRF-refined in
@@ -85,8 +89,8 @@ class CAMToPseudoLabelHook(Hook):
     Args:
         out_dir (str): Output folder; relative to the runner's ``work_dir``
             unless absolute.
-        mode (str): ``'threshold'``, ``'crf'`` or ``'random_walk'`` (raises
-            NotImplementedError). Defaults to ``'threshold'``.
+        mode (str): ``'threshold'``, ``'crf'`` or ``'random_walk'``.
+            Defaults to ``'threshold'``.
         threshold (float): Background score of the non-IR modes. Defaults to
             0.15 (``cam_eval_thres``).
         ir_label (bool): Write IR labels. Defaults to False.
@@ -96,7 +100,12 @@ class CAMToPseudoLabelHook(Hook):
             (``n_iters``, ``gt_prob``, ``gauss_sxy``, ...). Defaults to None.
         overwrite (bool): Rewrite PNGs that exist. Defaults to False.
         num_workers (int): CPU processes for the label computation (the CRF
-            is slow); 0 computes in the test loop. Defaults to 0.
+            is slow); 0 computes in the test loop. Defaults to 0 (and always
+            0 in ``'random_walk'`` mode, which runs on the model's device).
+        irn_config (str, optional): IRN config (``'random_walk'`` mode).
+        irn_checkpoint (str, optional): Trained IRNet (``'random_walk'``).
+        rw_cfg (dict, optional): Random-walk overrides (``radius``, ``beta``,
+            ``exp_times``, ``bg_thr``).
     """
     priority = 'LOW'
 
@@ -109,15 +118,26 @@ class CAMToPseudoLabelHook(Hook):
                  bg_thr: float = 0.10,
                  crf_cfg: Optional[Dict] = None,
                  overwrite: bool = False,
-                 num_workers: int = 0) -> None:
+                 num_workers: int = 0,
+                 irn_config: Optional[str] = None,
+                 irn_checkpoint: Optional[str] = None,
+                 rw_cfg: Optional[Dict] = None) -> None:
         if mode not in MODES:
             raise ValueError(f'CAMToPseudoLabelHook.mode must be one of '
                              f'{MODES}, got {mode!r}')
         if mode == 'random_walk':
-            raise NotImplementedError(
-                "CAMToPseudoLabelHook: mode='random_walk' needs a trained "
-                'IRNet and is not run inside a test loop; save the CAMs '
-                '(SaveCAMHook) and use tools/make_sem_seg_labels.py')
+            if not (irn_config and irn_checkpoint):
+                raise ValueError(
+                    "CAMToPseudoLabelHook: mode='random_walk' needs "
+                    'irn_config and irn_checkpoint (a trained IRNet, '
+                    'configs/irn/)')
+            if ir_label:
+                raise ValueError('ir_label applies to the threshold and crf '
+                                 'modes, not to random_walk')
+            for path in (irn_config, irn_checkpoint):
+                if not osp.isfile(path):
+                    raise FileNotFoundError(
+                        f'CAMToPseudoLabelHook: {path} not found')
         if ir_label and not bg_thr <= fg_thr:
             raise ValueError(f'bg_thr ({bg_thr}) must not exceed fg_thr '
                              f'({fg_thr})')
@@ -131,12 +151,20 @@ class CAMToPseudoLabelHook(Hook):
         self.bg_thr = float(bg_thr)
         self.crf_cfg = dict(crf_cfg) if crf_cfg else None
         self.overwrite = overwrite
-        self.num_workers = int(num_workers)
+        self.num_workers = 0 if mode == 'random_walk' else int(num_workers)
+        self.irn_config = irn_config
+        self.irn_checkpoint = irn_checkpoint
+        self.rw_cfg = dict(rw_cfg or {})
+        self._irn = None
         self._pool = None
         self._pending: List = []
         self._num_written = self._num_skipped = 0
 
     def _describe(self) -> str:
+        if self.mode == 'random_walk':
+            rw = self._irn.rw_cfg if self._irn else self.rw_cfg
+            return (f"mode='random_walk', IRNet {self.irn_checkpoint}, "
+                    + ', '.join(f'{k}={v:g}' for k, v in sorted(rw.items())))
         if self.ir_label:
             what = (f'IR labels fg_thr={self.fg_thr:g} '
                     f'bg_thr={self.bg_thr:g}')
@@ -155,6 +183,12 @@ class CAMToPseudoLabelHook(Hook):
         self._pending = []
         if self.num_workers > 0:
             self._pool = multiprocessing.Pool(self.num_workers)
+        if self.mode == 'random_walk' and self._irn is None:
+            from ...refine.irn_inference import IRNEdgeInferencer
+            device = next(runner.model.parameters()).device
+            self._irn = IRNEdgeInferencer(self.irn_config,
+                                          self.irn_checkpoint, device)
+            self._irn.rw_cfg.update(self.rw_cfg)
 
     def after_test_iter(self,
                         runner,
@@ -177,6 +211,9 @@ class CAMToPseudoLabelHook(Hook):
                 continue
             pred = sample.pred_cam
             keys = np.asarray(pred['keys'].detach().cpu().numpy())  # [K]
+            if self.mode == 'random_walk':
+                self._write_random_walk(sample, img_id, keys, out_path)
+                continue
             high_res = pred['high_res'].detach().cpu().numpy()  # [K, H, W]
             job = (img_id, sample.metainfo.get('img_path'), out_path, keys,
                    high_res, self.mode, self.threshold, self.ir_label,
@@ -190,6 +227,22 @@ class CAMToPseudoLabelHook(Hook):
                 while len(self._pending) > 4 * self.num_workers:
                     self._pending.pop(0).get()
             self._num_written += 1
+
+    def _write_random_walk(self, sample, img_id: str, keys: np.ndarray,
+                           out_path: str) -> None:
+        from ...refine.irn_inference import random_walk_label
+        img_path = sample.metainfo.get('img_path')
+        if not img_path or not osp.isfile(img_path):
+            raise FileNotFoundError(f'image {img_id!r}: image file not found '
+                                    f'({img_path!r}); IRNet needs it')
+        pred = sample.pred_cam
+        image_hw = tuple(pred['high_res'].shape[1:])
+        cam = dict(keys=keys, cam=pred['cam'].detach().cpu().numpy())
+        edge = self._irn.edge(img_path, img_id)
+        label = random_walk_label(cam, edge, image_hw, self._irn.rw_cfg,
+                                  img_id)
+        atomic_write_bytes(out_path, label_to_png_bytes(label, self._palette))
+        self._num_written += 1
 
     def after_test(self, runner) -> None:
         if self._pool is not None:

@@ -1,8 +1,9 @@
 from .cam_classifier import CAMClassifier, multi_hot_labels
+from .irn import IRNet
 from .msc_encoder_decoder import DenseCRFSegTTAModel, MSCEncoderDecoder
 from .ritc_classifier import RITCClassifier
 
 __all__ = [
-    'CAMClassifier', 'RITCClassifier', 'MSCEncoderDecoder',
+    'CAMClassifier', 'RITCClassifier', 'IRNet', 'MSCEncoderDecoder',
     'DenseCRFSegTTAModel', 'multi_hot_labels'
 ]
