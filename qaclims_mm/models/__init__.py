@@ -1,8 +1,6 @@
 """Models. Segmentors need ``mmseg.models`` (mmcv with its compiled ops); the
 other modules (losses, heads, CAM arithmetic) import without it, so the method's
 core stays usable on machines with only the light OpenMMLab packages."""
-import warnings
-
 from . import clip, losses, utils  # noqa: F401  (registers components)
 from .clip import MaskPromptedCLIP
 from .data_preprocessor import WSSSDataPreProcessor
@@ -13,10 +11,8 @@ __all__ = ['WSSSDataPreProcessor', 'CAMHead', 'MaskPromptedCLIP']
 try:
     import mmseg.models  # noqa: F401
 except ImportError as e:  # e.g. mmcv-lite: mmseg.models imports mmcv.ops
-    warnings.warn(
-        f'qaclims_mm: mmseg.models cannot be imported ({e}); segmentors such '
-        f'as CAMClassifier are not registered. Install the full stack with '
-        f'tools/install.sh.')
+    from ..utils.env import tolerate_missing_full_stack
+    tolerate_missing_full_stack(e, 'segmentors (CAMClassifier, ...)')
 else:
     from .heads.aspp_v2_head import ASPPV2Head  # noqa: F401
     from .segmentors import (CAMClassifier, DenseCRFSegTTAModel,  # noqa: F401

@@ -22,9 +22,11 @@ Two deliberate decisions (see README, "Install"):
   placeholders mmpretrain registers when transformers is absent, and every
   backbone works. (QA-CLIMS's VQA models come from transformers itself.)
 """
+import functools
 import importlib.util
 import os
 import sys
+import warnings
 
 _DONE = False
 
@@ -65,6 +67,34 @@ def _guard_mmpretrain_multimodal() -> None:
         return
     if dependency.WITH_MULTIMODAL and not _transformers_has_legacy_helpers():
         dependency.WITH_MULTIMODAL = False
+
+
+@functools.lru_cache(maxsize=None)
+def full_stack_available() -> bool:
+    """Whether mmcv's compiled ops import (mmcv-lite has none).
+
+    ``mmseg.datasets`` and ``mmseg.models`` import ``mmcv.ops``; the method's
+    core modules (losses, FAT, mask-prompted CLIP, random walk, QAPE) do not.
+    """
+    try:
+        import mmcv.ops  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def tolerate_missing_full_stack(exc: ImportError, what: str) -> None:
+    """Re-raise ``exc`` unless the full OpenMMLab stack is absent.
+
+    With mmcv's ops installed an import error is a real bug and propagates;
+    without them (mmcv-lite) the components that need them are skipped with
+    a warning, and the core modules stay importable.
+    """
+    if full_stack_available():
+        raise exc
+    warnings.warn(f'qaclims_mm: {what} not registered: mmcv has no compiled '
+                  f'ops here (mmcv-lite?): {exc}. Install the full stack with '
+                  f'tools/install.sh.')
 
 
 def setup_env() -> None:
