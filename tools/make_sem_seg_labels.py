@@ -114,7 +114,7 @@ def main(argv=None) -> int:
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     model = MODELS.build(cfg.model)
     load_checkpoint(model, args.checkpoint, map_location='cpu',
-                    revise_keys=[(r'^module\.', '')])
+                    revise_keys=[(r'^module\.', '')], strict=True)
     model.to(args.device).eval()
 
     loader = torch.utils.data.DataLoader(

@@ -12,14 +12,17 @@ clip_weights = 'data/pretrained/ViT-B-32.pt'  # OpenAI CLIP ViT-B/32
 load_from = 'data/pretrained/res50_cam_mmseg.pth'
 model = dict(
     type='RITCClassifier',
-    backbone=dict(norm_eval=False, init_cfg=None),
+    # stem BN in train mode (statistics update), its parameters fixed below
+    backbone=dict(norm_eval=False, frozen_stages=-1, init_cfg=None),
     cam_head=dict(
         _delete_=True,
         type='CLIMSHead',
         in_channels=2048,
         num_classes=20,
+        # official CLIMS runs CLIP in fp16 on the GPU (clip.load); no-op on
+        # CPU
         clip=dict(type='build_mask_clip', model_name='ViT-B-32',
-                  weights=clip_weights),
+                  weights=clip_weights, autocast_dtype='fp16'),
         text_encoder=dict(model_name='ViT-B-32-quickgelu',
                           pretrained=clip_weights),
         class_names='voc',
@@ -30,7 +33,14 @@ model = dict(
         loss_cbs=dict(type='CLIMSContextSuppressionLoss', threshold=0.26,
                       loss_weight=1.),
         loss_reg=dict(type='AreaRegularizationLoss', loss_weight=0.2)))
-optim_wrapper = dict(optimizer=dict(lr=2.5e-4))
+optim_wrapper = dict(
+    optimizer=dict(lr=2.5e-4),
+    paramwise_cfg=dict(
+        custom_keys={
+            'cam_head': dict(lr_mult=10.),
+            'backbone.conv1': dict(lr_mult=0., decay_mult=0.),
+            'backbone.bn1': dict(lr_mult=0., decay_mult=0.),
+        }))
 param_scheduler = [
     dict(type='PolyLR', power=0.9, eta_min=0., begin=0, end=15, by_epoch=True,
          convert_to_iter_based=True)

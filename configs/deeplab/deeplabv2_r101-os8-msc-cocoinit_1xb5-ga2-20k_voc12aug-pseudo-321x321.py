@@ -23,7 +23,7 @@ model = dict(
     decode_head=dict(
         loss_decode=dict(
             _delete_=True, type='CrossEntropyLoss', use_sigmoid=False,
-            loss_weight=1.0)))
+            loss_weight=1.0, avg_non_ignore=True)))
 train_scales = (0.5, 0.75, 1.0, 1.25, 1.5)
 crop_size = (321, 321)
 train_pipeline = [

@@ -21,7 +21,7 @@ param_scheduler = [
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters + 1)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadQACorpus', cache_prefix=qa_cache),
+    dict(type='LoadQACorpus', cache_prefix=qa_cache, classes='coco'),
     dict(type='RandomLongSideResize', long_range=(320, 640)),
     dict(type='NormalizeImage'),
     dict(type='RandomFlip', prob=0.5),

@@ -21,6 +21,7 @@ model = dict(
     backbone=dict(
         norm_cfg=dict(type='SyncBN', requires_grad=True),
         norm_eval=False,  # BN statistics are updated in stage 2 (spec §3.1)
+        frozen_stages=-1,  # stem BN in train mode; its params: lr 0 (sched.)
         init_cfg=None),  # weights come from load_from
     cam_head=dict(
         _delete_=True,
@@ -46,7 +47,7 @@ model = dict(
         loss_reg=dict(type='AreaRegularizationLoss', loss_weight=0.2)))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadQACorpus', cache_prefix=qa_cache),
+    dict(type='LoadQACorpus', cache_prefix=qa_cache, classes='voc'),
     dict(type='RandomLongSideResize', long_range=(320, 640)),
     dict(type='NormalizeImage'),
     dict(type='RandomFlip', prob=0.5),

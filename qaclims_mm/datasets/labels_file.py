@@ -105,7 +105,7 @@ def load_labels_file(path: str,
     num = len(file_classes)
     out = {}
     for img_id, idx in labels.items():
-        idx = [int(i) for i in idx]
+        idx = sorted({int(i) for i in idx})  # the documented invariant
         if any(not 0 <= i < num for i in idx):
             raise ValueError(f'{path}: image {img_id!r} has class indices '
                              f'{idx} outside [0, {num})')

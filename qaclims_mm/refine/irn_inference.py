@@ -47,7 +47,7 @@ class IRNEdgeInferencer:
         init_default_scope(cfg.get('default_scope', 'mmseg'))
         self.model = MODELS.build(cfg.model)
         load_checkpoint(self.model, checkpoint, map_location='cpu',
-                        revise_keys=[(r'^module\.', '')])
+                        revise_keys=[(r'^module\.', '')], strict=True)
         self.device = torch.device(device)
         self.model.to(self.device).eval()
         self.pipeline = Compose(cfg.infer_dataloader.dataset.pipeline)

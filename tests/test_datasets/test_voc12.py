@@ -165,3 +165,13 @@ def test_official_cls_labels_npy(tmp_path):
     path = str(tmp_path / 'cls_labels.npy')
     np.save(path, {2007000032: vec})
     assert load_labels_file(path, VOC_CLASSES) == {'2007_000032': [0, 14]}
+
+
+def test_json_labels_are_sorted_and_unique(tmp_path):
+    """The pair order of RITC relies on sorted labels."""
+    import json
+    path = str(tmp_path / 'labels.json')
+    with open(path, 'w') as f:
+        json.dump(dict(version=1, dataset='voc', classes=list(VOC_CLASSES),
+                       labels={'a': [14, 0, 14]}), f)
+    assert load_labels_file(path, VOC_CLASSES) == {'a': [0, 14]}

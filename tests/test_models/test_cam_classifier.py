@@ -199,6 +199,17 @@ def test_official_checkpoint_errors():
         model.load_state_dict(converted, strict=True)
 
 
+def test_raw_official_checkpoint_is_refused():
+    """load_from the unconverted res50_cam.pth must not train from random."""
+    from mmengine.runner.checkpoint import load_state_dict
+    model = MODELS.build(r50_cfg())
+    with pytest.raises(KeyError, match='official_cam_to_mmseg'):
+        load_state_dict(model, official_layout(model), strict=False)
+    with pytest.raises(KeyError, match='cam_head.classifier.weight'):
+        load_state_dict(model, {k: v for k, v in model.state_dict().items()
+                                if not k.startswith('cam_head')})
+
+
 def test_checkpoint_of_another_class_count_fails_loudly():
     from mmengine.runner.checkpoint import load_state_dict
     src = MODELS.build(tiny_cfg(num_classes=4))

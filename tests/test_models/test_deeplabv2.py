@@ -158,9 +158,11 @@ def test_msc_training_has_a_loss_per_scale_and_for_the_max():
                       mode='bilinear', align_corners=False)
         for s in (0.5, 0.75)
     ]), dim=0)[0]
-    assert full.shape[-2:] == (8, 8)  # output stride 8
-    assert outs['scale0.5'].shape[-2:] == (4, 4)
-    assert outs['scale0.75'].shape[-2:] == (6, 6)
+    # output stride 8 with the ceil-mode stem pool of deeplab-pytorch:
+    # 64 -> conv 32 -> pool 17 -> 9
+    assert full.shape[-2:] == (9, 9)
+    assert outs['scale0.5'].shape[-2:] == (5, 5)  # 32 -> 16 -> 9 -> 5
+    assert outs['scale0.75'].shape[-2:] == (7, 7)  # 48 -> 24 -> 13 -> 7
     labels = np.stack([s.gt_sem_seg.data[0].numpy() for s in samples])
     for name, logits in outs.items():
         hw = logits.shape[-2:]
@@ -571,3 +573,30 @@ def test_shipped_configs(name, classes, loss, iters, batch, scales):
     assert cfg.model.data_preprocessor.bgr_to_rgb is False
     assert cfg.model.test_cfg.crf is False
     assert cfg.tta_model.type == 'DenseCRFSegTTAModel'
+
+
+def test_v2_configs_use_the_deeplab_pytorch_stem_pool_and_ce_mean():
+    """ceil-mode stem pooling (feature sizes of deeplab-pytorch) and plain
+    CE averaged over non-ignored pixels (torch's CrossEntropyLoss)."""
+    import glob
+    import os.path as osp
+
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    for path in glob.glob(osp.join(root, 'configs/deeplab/deeplabv2_*.py')):
+        cfg = Config.fromfile(path)
+        assert cfg.model.stem_pool_ceil_mode is True, path
+        loss = cfg.model.decode_head.loss_decode
+        if loss.type == 'CrossEntropyLoss':
+            assert loss.avg_non_ignore is True, path
+    init_default_scope('mmseg')
+    model = MODELS.build(dict(
+        type='MSCEncoderDecoder', stem_pool_ceil_mode=True,
+        backbone=dict(type='ResNet', depth=18, strides=(1, 2, 1, 1),
+                      dilations=(1, 1, 2, 4), out_indices=(3, )),
+        decode_head=dict(type='ASPPV2Head', in_channels=512, channels=512,
+                         num_classes=21)))
+    assert model.backbone.maxpool.ceil_mode
+    # 0.75 branch of a 321 crop: 241 -> conv 121 -> ceil pool 61 (floor: 60)
+    feats = model.extract_feat(torch.zeros(1, 3, 241, 241))
+    assert feats[-1].shape[-1] == 31

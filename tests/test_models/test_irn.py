@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 import qaclims_mm  # noqa: F401
@@ -77,10 +78,12 @@ def test_affinity_labels_transform_downsamples_like_irn():
     label = rng.choice([0, 2, 255], size=(96, 100)).astype(np.uint8)
     t = TRANSFORMS.build(dict(type='AffinityLabels', radius=5))
     out = t(dict(gt_seg_map=label, img_id='x'))['aff_labels']
-    reduced = cv2.resize(label, None, fx=0.25, fy=0.25,
-                         interpolation=cv2.INTER_NEAREST)
-    assert reduced.shape == (24, 25)
-    np.testing.assert_array_equal(reduced, label[::4, ::4])
+    # IRN's pil_rescale(label, 0.25, order=0): PIL nearest samples the
+    # centre pixel 4i + 2 (OpenCV's nearest would take 4i)
+    from PIL import Image
+    reduced = np.asarray(Image.fromarray(label).resize((25, 24),
+                                                       Image.NEAREST))
+    np.testing.assert_array_equal(reduced, label[2::4, 2::4])
     assert out.dtype == torch.uint8
     np.testing.assert_array_equal(out.numpy(),
                                   brute_pair_labels(reduced, 5, 21))
@@ -211,12 +214,18 @@ def test_irnet_predict_is_flip_fused_sigmoid():
     model = build_irn().eval()
     x = torch.randn(1, 3, 64, 72)
     with torch.no_grad():
-        logits = model._forward(torch.cat([x, x.flip(-1)]))[0]
+        # official EdgeDisplacement: image and flip zero-padded to 512 on the
+        # right/bottom, logits cropped to the stride-4 grid, flip fused
+        both = F.pad(torch.cat([x, x.flip(-1)]), (0, 512 - 72, 0, 512 - 64))
+        logits = model._forward(both)[0][..., :16, :18]
         expect = torch.sigmoid(logits[0] / 2 + logits[1].flip(-1) / 2)
+        unpadded = model._forward(torch.cat([x, x.flip(-1)]))[0]
+        no_pad = torch.sigmoid(unpadded[0] / 2 + unpadded[1].flip(-1) / 2)
         sample = SegDataSample(metainfo=dict(img_shape=(61, 70)))
         out = model.predict(x, [sample])[0].pred_edge.data
     assert out.shape == (1, 16, 18)  # cropped to ceil(61/4), ceil(70/4)
     torch.testing.assert_close(out, expect[:, :16, :18])
+    assert not torch.allclose(out, no_pad[:, :16, :18], atol=1e-3)
 
 
 # -------------------------------------------------- tools, synthetic data

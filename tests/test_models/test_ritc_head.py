@@ -155,3 +155,46 @@ def test_clims_head_losses(clip_files):
     torch.testing.assert_close(losses['loss_otm'], ref)
     sum(losses.values()).backward()
     assert cams.grad.abs().sum() > 0
+
+
+def test_batch_without_labels_gives_zero_region_losses(clip_files):
+    """COCO images without labels (official fix 987265f): no crash, zero
+    FRC/BRC attached to the graph, REG as usual."""
+    head = ritc_head(clip_files[0])
+    cams = torch.rand(2, 5, 6, 6, requires_grad=True)
+    losses = head.loss_by_feat(cams, torch.randn(2, 3, 40, 40),
+                               torch.zeros(2, 5), [])
+    assert losses['loss_frc'].item() == 0 and losses['loss_brc'].item() == 0
+    torch.testing.assert_close(losses['loss_reg'], 0.2 * cams.mean())
+    sum(losses.values()).backward()
+    torch.testing.assert_close(cams.grad,
+                               torch.full_like(cams, 0.2 / cams.numel()))
+
+
+def test_stage2_stem_bn_trains_statistics_with_fixed_parameters():
+    """Official CLIMS: conv1/bn1 parameters frozen, bn1 in train mode."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(
+        root, 'configs/qaclims/qaclims_r50-os16_2xb4-19830it_voc12aug-'
+        '512x512.py'))
+    model_cfg = cfg.model
+    model_cfg.backbone.norm_cfg = dict(type='BN', requires_grad=True)
+    model_cfg.cam_head = dict(type='CAMHead', in_channels=2048,
+                              num_classes=20)  # no CLIP weights needed here
+    model = MODELS.build(model_cfg)
+    model.train()
+    assert model.backbone.bn1.training and model.backbone.layer1[0].bn1.training
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    lr = {id(p): g['lr'] for g in wrapper.optimizer.param_groups
+          for p in g['params']}
+    decay = {id(p): g['weight_decay'] for g in wrapper.optimizer.param_groups
+             for p in g['params']}
+    for p in (*model.backbone.conv1.parameters(),
+              *model.backbone.bn1.parameters()):
+        assert lr[id(p)] == 0 and decay[id(p)] == 0
+    assert lr[id(model.backbone.layer1[0].conv1.weight)] == 3.5e-4
+    assert lr[id(model.cam_head.classifier.weight)] == pytest.approx(3.5e-3)

@@ -139,6 +139,16 @@ def test_slot_and_path_errors(cache, tmp_path):
                                                img_labels=[25]))
 
 
+def test_class_order_is_checked(cache):
+    """A cache built for other classes must not silently pair labels with
+    the wrong texts."""
+    from qaclims_mm.datasets.transforms.qa_corpus import LoadQACorpus
+    ok = LoadQACorpus(cache_prefix=cache[0], classes='voc')
+    assert ok.cache is not None
+    with pytest.raises(ValueError, match='built for the classes'):
+        LoadQACorpus(cache_prefix=cache[0], classes='coco').cache
+
+
 def test_lazy_and_picklable(cache):
     t = LoadQACorpus(cache_prefix=cache[0])
     assert t._cache is None  # nothing opened at build time

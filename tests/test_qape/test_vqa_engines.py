@@ -90,6 +90,23 @@ def test_questions_reach_the_model_formatted(tiny_blip, images):
     assert len(tokenize(['what ' * 60])[0]) == 35
 
 
+def test_questions_start_with_the_enc_token(tiny_blip):
+    """Original BLIP VQA replaces [CLS] by [ENC]; the HF port does not."""
+    from qaclims_mm.qape.engines.blip import BlipVQAEngine
+    engine = BlipVQAEngine(tiny_blip, device='cpu', dtype='fp32')
+    plain = BlipVQAEngine(tiny_blip, device='cpu', dtype='fp32',
+                          enc_token_first=False)
+    tokenizer = engine.processor.tokenizer
+    vocab = engine.model.config.text_config.vocab_size
+    assert engine.enc_token_id == vocab - 1  # the tiny vocab has no [ENC]
+    ids = engine._tokenize(['what is this cat?', 'what is behind the cat?'])
+    ref = plain._tokenize(['what is this cat?', 'what is behind the cat?'])
+    for q, r in zip(ids, ref):
+        assert r[0] == tokenizer.cls_token_id
+        assert q == [vocab - 1] + r[1:]
+    assert engine.answer_settings()['enc_token_id'] == vocab - 1
+
+
 def test_preprocessing_is_official(tiny_blip):
     img = Image.new('RGB', (40, 30), (255, 0, 128))
     x = pil_to_blip_tensor(img, 48)

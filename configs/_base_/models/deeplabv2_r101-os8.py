@@ -9,10 +9,9 @@
 # CLIMS optimises only conv weights, `get_params`). The stem conv is trained
 # (frozen_stages=-1): CLIMS's 1x group holds every conv under "layer*",
 # including deeplab-pytorch's stem `layer1.conv1`.
-# One difference: deeplab-pytorch's stem max-pool uses ceil_mode=True and
-# mmseg's does not; they agree whenever the conv1 output side is odd (e.g.
-# the 321 training crops) and otherwise differ by one border row/column of
-# the stride-4 map, which does not change the final output size.
+# deeplab-pytorch's stem max-pool uses ceil_mode=True, mmseg's ResNet does
+# not: stem_pool_ceil_mode=True restores it (it changes the output sizes,
+# e.g. 31 vs 30 for the 0.75 branch of a 321 crop).
 #
 # Inputs: caffe BGR, minus the mean (104.008, 116.669, 122.675), no std;
 # padding after normalisation with 0 (= the mean) and 255 in the labels.
@@ -27,6 +26,7 @@ data_preprocessor = dict(
     size=(321, 321))  # the training crop
 model = dict(
     type='MSCEncoderDecoder',
+    stem_pool_ceil_mode=True,
     scales=(0.5, 0.75),
     data_preprocessor=data_preprocessor,
     backbone=dict(
@@ -61,7 +61,10 @@ model = dict(
         dilations=(6, 12, 18, 24),
         align_corners=False,
         loss_decode=dict(
-            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+            # mean over non-ignored pixels, as torch's CrossEntropyLoss
+            # (ignore_index=255) in deeplab-pytorch / CLIMS main.py
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
+            avg_non_ignore=True)),
     train_cfg=dict(),
     # dCRF (10 iterations; pos_w 3, pos_xy 1, bi_w 4, bi_xy 67, bi_rgb 3):
     # switch on with --cfg-options model.test_cfg.crf=True

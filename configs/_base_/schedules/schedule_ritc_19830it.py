@@ -7,7 +7,16 @@
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=3.5e-4, momentum=1e-4, weight_decay=1e-4),
-    paramwise_cfg=dict(custom_keys={'cam_head': dict(lr_mult=10.)}))
+    paramwise_cfg=dict(
+        custom_keys={
+            'cam_head': dict(lr_mult=10.),
+            # the stem conv1/bn1 parameters stay fixed (official
+            # _freeze_layers: requires_grad=False) while bn1 itself stays in
+            # train mode, so its statistics update: with frozen_stages=-1 in
+            # the model, lr and decay 0 do exactly that
+            'backbone.conv1': dict(lr_mult=0., decay_mult=0.),
+            'backbone.bn1': dict(lr_mult=0., decay_mult=0.),
+        }))
 max_iters = 19830
 param_scheduler = [
     dict(type='PolyLR', power=0.9, eta_min=0., begin=0, end=max_iters,

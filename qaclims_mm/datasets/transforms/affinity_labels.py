@@ -9,7 +9,6 @@ Pipeline, in the official order::
 """
 from typing import Tuple
 
-import cv2
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
@@ -17,7 +16,7 @@ from mmcv.transforms.utils import cache_randomness
 from mmseg.registry import TRANSFORMS
 
 from ...refine.path_index import PathIndex
-from .wsss_transforms import rescale_size, resize_image
+from .wsss_transforms import rescale_size, resize_image, resize_results
 
 
 def affinity_labels_from_seg(
@@ -61,7 +60,7 @@ class AffinityLabels(BaseTransform):
     """Pixel-pair affinity labels from an IR label map (IRN's ``aff_*``).
 
     The label map (``gt_seg_map``, after cropping) is downsampled by
-    ``downsample`` with OpenCV nearest neighbours (as IRN), and
+    ``downsample`` with Pillow nearest neighbours (IRN's ``pil_rescale``), and
     :func:`affinity_labels_from_seg` gives the pair labels, stored as one
     uint8 tensor ``aff_labels`` ``[3, D, M]`` (bg_pos, fg_pos, neg). Pack it
     with ``PackWSSSInputs(extra_fields=('aff_labels', ))``.
@@ -98,9 +97,11 @@ class AffinityLabels(BaseTransform):
                 f'with_seg_map=True')
         label = np.ascontiguousarray(results[self.seg_key], dtype=np.uint8)
         if self.downsample != 1:
-            f = 1. / self.downsample
-            label = cv2.resize(label, dsize=None, fx=f, fy=f,
-                               interpolation=cv2.INTER_NEAREST)
+            # PIL's nearest (the official pil_rescale, order 0) samples pixel
+            # 4i + 2 where OpenCV's samples 4i: a 2-pixel shift of every
+            # affinity label relative to the edge map otherwise
+            size = rescale_size(label.shape[:2], 1. / self.downsample)
+            label = resize_image(label, size, 'nearest', 'pillow')
         bg_pos, fg_pos, neg = affinity_labels_from_seg(
             label, self.path_index, self.num_classes)
         results['aff_labels'] = torch.from_numpy(
@@ -149,18 +150,11 @@ class RandomRescale(BaseTransform):
         return lo + np.random.random() * (hi - lo)
 
     def transform(self, results: dict) -> dict:
-        img = results['img']
-        h, w = img.shape[:2]
+        h, w = results['img'].shape[:2]
         new_hw = rescale_size((h, w), self._draw_scale())
         new_hw = (max(new_hw[0], 1), max(new_hw[1], 1))
-        results['img'] = resize_image(img, new_hw, self.interpolation,
-                                      self.backend)
-        for key in results.get('seg_fields', []):
-            results[key] = resize_image(results[key], new_hw, 'nearest',
-                                        self.backend)
-        results['img_shape'] = new_hw
-        results['scale_factor'] = (new_hw[1] / w, new_hw[0] / h)
-        return results
+        return resize_results(results, new_hw, self.interpolation,
+                              self.backend)
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(scale_range={self.scale_range}, '

@@ -44,13 +44,19 @@ class LoadQACorpus(BaseTransform):
         max_bg (int): BG slots per class. Defaults to 10.
         skip_missing (bool): Give a pair absent from the cache all-False
             masks (and warn once) instead of raising. Defaults to False.
+        classes (str | Sequence[str], optional): The dataset's classes in
+            label order (``'voc'``, ``'coco'`` or a list). When given, the
+            cache's class list must equal it: a cache built for another class
+            order would silently pair labels with the wrong texts. Defaults
+            to None (not checked).
     """
 
     def __init__(self,
                  cache_prefix: str,
                  max_fg: int = 6,
                  max_bg: int = 10,
-                 skip_missing: bool = False) -> None:
+                 skip_missing: bool = False,
+                 classes=None) -> None:
         if max_fg < 1 or max_bg < 1:
             raise ValueError(f'max_fg and max_bg must be >= 1, got '
                              f'max_fg={max_fg}, max_bg={max_bg}')
@@ -58,6 +64,10 @@ class LoadQACorpus(BaseTransform):
         self.max_fg = int(max_fg)
         self.max_bg = int(max_bg)
         self.skip_missing = skip_missing
+        if isinstance(classes, str):
+            from ..class_names import get_classes
+            classes = get_classes(classes)
+        self.classes = tuple(classes) if classes is not None else None
         self._cache: Optional[TextFeatureCache] = None
         self._warned = False
 
@@ -65,7 +75,16 @@ class LoadQACorpus(BaseTransform):
     def cache(self) -> TextFeatureCache:
         """The cache reader, opened on first use."""
         if self._cache is None:
-            self._cache = TextFeatureCache(self.cache_prefix)
+            cache = TextFeatureCache(self.cache_prefix)
+            if (self.classes is not None
+                    and tuple(cache.class_names) != self.classes):
+                raise ValueError(
+                    f'{cache.index_path}: the cache was built for the '
+                    f'classes {list(cache.class_names)[:3]}... '
+                    f'({len(cache.class_names)}), not the dataset\'s '
+                    f'{list(self.classes)[:3]}... ({len(self.classes)}); '
+                    f'rebuild it with --classes matching the dataset')
+            self._cache = cache
         return self._cache
 
     def __getstate__(self) -> dict:

@@ -44,6 +44,21 @@ def resize_image(img: np.ndarray, hw: Tuple[int, int],
                          backend=backend)
 
 
+def resize_results(results: dict, new_hw: Tuple[int, int],
+                   interpolation: str = 'bicubic',
+                   backend: str = 'pillow') -> dict:
+    """Resize ``img`` (``interpolation``) and the ``seg_fields`` (nearest)
+    to ``new_hw``; update ``img_shape`` and ``scale_factor``."""
+    h, w = results['img'].shape[:2]
+    results['img'] = resize_image(results['img'], new_hw, interpolation,
+                                  backend)
+    for key in results.get('seg_fields', []):
+        results[key] = resize_image(results[key], new_hw, 'nearest', backend)
+    results['img_shape'] = new_hw
+    results['scale_factor'] = (new_hw[1] / w, new_hw[0] / h)
+    return results
+
+
 @TRANSFORMS.register_module()
 class RandomLongSideResize(BaseTransform):
     """Resize so that the long side is a random integer in ``long_range``.
@@ -81,18 +96,10 @@ class RandomLongSideResize(BaseTransform):
                                      self.long_range[1] + 1))
 
     def transform(self, results: dict) -> dict:
-        img = results['img']
-        h, w = img.shape[:2]
+        h, w = results['img'].shape[:2]
         scale = self._draw_long_side() / max(h, w)
-        new_hw = rescale_size((h, w), scale)
-        results['img'] = resize_image(img, new_hw, self.interpolation,
-                                      self.backend)
-        for key in results.get('seg_fields', []):
-            results[key] = resize_image(results[key], new_hw, 'nearest',
-                                        self.backend)
-        results['img_shape'] = new_hw
-        results['scale_factor'] = (new_hw[1] / w, new_hw[0] / h)
-        return results
+        return resize_results(results, rescale_size((h, w), scale),
+                              self.interpolation, self.backend)
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(long_range={self.long_range}, '

@@ -194,8 +194,20 @@ class RITCHead(_FrozenCLIPMixin, CAMHead):
         cams = torch.sigmoid(self.forward(feats))
         return self.loss_by_feat(cams, images, labels, data_samples)
 
+    def _no_pair_losses(self, cams: Tensor) -> Dict[str, Tensor]:
+        """Losses of a batch without any labelled class (COCO): zero region
+        terms attached to the graph, and L_REG (official fix 987265f)."""
+        zero = cams.sum() * 0
+        names = [m.loss_name for m in self.children()
+                 if hasattr(m, 'loss_name') and m is not self.loss_reg]
+        losses = {name: zero for name in names}
+        losses[self.loss_reg.loss_name] = self.loss_reg(cams)
+        return losses
+
     def loss_by_feat(self, cams: Tensor, images: Tensor, labels: Tensor,
                      data_samples: Sequence) -> Dict[str, Tensor]:
+        if not labels.any():
+            return self._no_pair_losses(cams)
         fg_img, bg_img, fg_mask, bg_mask, _ = self.region_images(
             cams, images, labels)
         v_fg, v_bg = self.encode_regions(fg_img, bg_img, fg_mask, bg_mask)
@@ -289,6 +301,8 @@ class CLIMSHead(RITCHead):
 
     def loss_by_feat(self, cams: Tensor, images: Tensor, labels: Tensor,
                      data_samples: Sequence) -> Dict[str, Tensor]:
+        if not labels.any():
+            return self._no_pair_losses(cams)
         fg_img, bg_img, fg_mask, bg_mask, pair_class = self.region_images(
             cams, images, labels)
         v_fg, v_bg = self.encode_regions(fg_img, bg_img, fg_mask, bg_mask)

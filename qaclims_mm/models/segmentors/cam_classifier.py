@@ -88,6 +88,27 @@ class CAMClassifier(BaseSegmentor):
             raise ValueError(f"test_cfg.keys must be 'labels' or 'all', got "
                              f"{self.test_cfg['keys']!r}")
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        # mmengine loads load_from / resume non-strictly, so a file without
+        # this network's weights (e.g. the raw official res50_cam.pth) would
+        # leave it random with a mere warning: refuse it instead
+        classifier = prefix + 'cam_head.classifier.weight'
+        has_backbone = any(k.startswith(prefix + 'backbone.')
+                           for k in state_dict)
+        if not has_backbone or classifier not in state_dict:
+            what = 'backbone.* weights' if not has_backbone else classifier
+            hint = ''
+            if any(k.startswith(('resnet50.', 'stage1.', 'module.resnet50.'))
+                   for k in state_dict):
+                hint = (' It is in the official IRN/CLIMS layout: convert it '
+                        'with tools/model_converters/official_cam_to_mmseg.py')
+            raise KeyError(f'the checkpoint loaded into {type(self).__name__} '
+                           f'has no {what}.{hint}')
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
     # ------------------------------------------------------------------ core
     def extract_feat(self, inputs: torch.Tensor) -> List[torch.Tensor]:
         """Backbone (and neck) features."""

@@ -2,6 +2,7 @@
 from typing import Dict, List, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.registry import MODELS
@@ -67,7 +68,7 @@ class IRNet(BaseSegmentor):
         self.displacement_head = MODELS.build(displacement_head)
         self.train_cfg = dict(radius=10)
         self.train_cfg.update(train_cfg or {})
-        self.test_cfg = dict(flip=True, stride=4)
+        self.test_cfg = dict(flip=True, stride=4, pad_size=512)
         self.test_cfg.update(test_cfg or {})
         self.path_index = PathIndex(self.train_cfg['radius'])
         self.freeze_backbone = freeze_backbone
@@ -110,13 +111,29 @@ class IRNet(BaseSegmentor):
 
     def encode_decode(self, inputs: torch.Tensor,
                       batch_img_metas: List[dict]) -> torch.Tensor:
-        """Boundary probabilities ``[B, 1, h, w]`` (flip-fused if enabled)."""
+        """Boundary probabilities ``[B, 1, ceil(H/4), ceil(W/4)]``.
+
+        As the official ``EdgeDisplacement``: the image (and its flip) are
+        zero-padded on the right and bottom to ``test_cfg.pad_size`` (512;
+        larger images to their size rounded up to 16), the edge logits are
+        cropped back to the image's stride-4 grid, and the flipped logits are
+        flipped back and averaged before the sigmoid. The padding matters:
+        GroupNorm statistics and the upsampled deep features see it.
+        """
+        h, w = inputs.shape[-2:]
+        pad = int(self.test_cfg['pad_size'])
+        ph = max(pad, -(-h // 16) * 16)
+        pw = max(pad, -(-w // 16) * 16)
+        b = inputs.shape[0]
+        x = torch.cat([inputs, inputs.flip(-1)]) if self.test_cfg['flip'] \
+            else inputs
+        x = F.pad(x, (0, pw - w, 0, ph - h))
+        stride = self.test_cfg['stride']
+        logits = self.edge_head(self.extract_feat(x))
+        logits = logits[..., :-(-h // stride), :-(-w // stride)]
         if self.test_cfg['flip']:
-            logits = self.edge_head(
-                self.extract_feat(torch.cat([inputs, inputs.flip(-1)])))
-            b = inputs.shape[0]
             return torch.sigmoid(logits[:b] / 2 + logits[b:].flip(-1) / 2)
-        return torch.sigmoid(self.edge_head(self.extract_feat(inputs)))
+        return torch.sigmoid(logits)
 
     def loss(self, inputs: torch.Tensor,
              data_samples: Sequence[SegDataSample]) -> Dict[str, torch.Tensor]:

@@ -123,14 +123,26 @@ class MSCEncoderDecoder(EncoderDecoder):
     Args:
         scales (Sequence[float]): Extra input scales besides 1.0. Defaults to
             (0.5, 0.75).
+        stem_pool_ceil_mode (bool): Set the backbone's stem max-pool to
+            ``ceil_mode=True``, as deeplab-pytorch's ResNet (mmseg's is
+            False): it changes the feature sizes, e.g. 31 instead of 30 for
+            the 0.75 branch of a 321 crop, 48 instead of 47 rows for a
+            375-pixel image. Defaults to False.
         **kwargs: Passed to :class:`mmseg.models.EncoderDecoder`. In
             ``test_cfg``: ``crf`` (bool, default False) applies the dense CRF
             to every prediction; ``crf_cfg`` (dict) overrides
             :data:`DEFAULT_CRF_CFG`.
     """
 
-    def __init__(self, scales: Sequence[float] = (0.5, 0.75), **kwargs):
+    def __init__(self, scales: Sequence[float] = (0.5, 0.75),
+                 stem_pool_ceil_mode: bool = False, **kwargs):
         super().__init__(**kwargs)
+        if stem_pool_ceil_mode:
+            pool = getattr(self.backbone, 'maxpool', None)
+            if not isinstance(pool, torch.nn.MaxPool2d):
+                raise TypeError('stem_pool_ceil_mode needs a backbone with a '
+                                'MaxPool2d `maxpool` (a ResNet)')
+            pool.ceil_mode = True
         scales = tuple(float(s) for s in scales)
         if any(s <= 0 or s == 1.0 for s in scales):
             raise ValueError(f'MSC scales must be positive and not 1.0 (the '

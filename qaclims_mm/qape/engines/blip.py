@@ -129,6 +129,10 @@ class BlipVQAEngine(VQAEngine):
         max_length (int): Maximum answer length in tokens, the start token
             included (the ``generate`` convention). Defaults to 10 (official).
         min_length (int): Defaults to 1 (official).
+        enc_token_first (bool): Put BLIP's ``[ENC]`` token in place of
+            ``[CLS]`` at the start of every question, as the original
+            ``BLIP_VQA`` does (``input_ids[:, 0] = enc_token_id``) and the
+            transformers port does not. Defaults to True (parity).
     """
 
     def __init__(self,
@@ -141,7 +145,8 @@ class BlipVQAEngine(VQAEngine):
                  max_question_tokens: int = 35,
                  num_beams: int = 3,
                  max_length: int = 10,
-                 min_length: int = 1) -> None:
+                 min_length: int = 1,
+                 enc_token_first: bool = True) -> None:
         if batch_size < 1 or image_batch_size < 1:
             raise ValueError('batch_size and image_batch_size must be >= 1')
         self.model_path = model_path
@@ -163,6 +168,8 @@ class BlipVQAEngine(VQAEngine):
         self.batch_size = int(batch_size)
         self.image_batch_size = int(image_batch_size)
         self.max_question_tokens = int(max_question_tokens)
+        self.enc_token_id = (self._enc_token_id()
+                             if enc_token_first else None)
         self.generate_kwargs = dict(
             num_beams=int(num_beams),
             max_length=int(max_length),
@@ -181,6 +188,7 @@ class BlipVQAEngine(VQAEngine):
             mean=list(self.mean),
             std=list(self.std),
             max_question_tokens=self.max_question_tokens,
+            enc_token_id=self.enc_token_id,
             **self.generate_kwargs)
 
     def runtime_settings(self) -> Dict[str, Any]:
@@ -192,13 +200,25 @@ class BlipVQAEngine(VQAEngine):
         """PIL image -> ``[3, S, S]`` float32 (resize, normalise)."""
         return pil_to_blip_tensor(image, self.image_size, self.mean, self.std)
 
+    def _enc_token_id(self) -> int:
+        """BLIP's ``[ENC]`` id: the tokenizer's, else the last text-vocab id
+        (BLIP appends ``[DEC]`` then ``[ENC]`` to BERT's 30,522 tokens)."""
+        tokenizer = self.processor.tokenizer
+        token_id = tokenizer.convert_tokens_to_ids('[ENC]')
+        if token_id is not None and token_id != tokenizer.unk_token_id:
+            return int(token_id)
+        return int(self.model.config.text_config.vocab_size) - 1
+
     def _tokenize(self, questions: Sequence[str]) -> List[List[int]]:
-        """Question token ids (``[CLS] ... [SEP]``), truncated like the
-        official tool (35 tokens), unpadded."""
-        return self.processor.tokenizer(
+        """Question token ids, truncated like the official tool (35 tokens),
+        unpadded; ``[ENC]`` replaces ``[CLS]`` (original BLIP VQA)."""
+        ids = self.processor.tokenizer(
             list(questions),
             truncation=True,
             max_length=self.max_question_tokens)['input_ids']
+        if self.enc_token_id is not None:
+            ids = [[self.enc_token_id] + q[1:] for q in ids]
+        return ids
 
     def _decode(self, sequences: torch.Tensor) -> List[str]:
         return [
