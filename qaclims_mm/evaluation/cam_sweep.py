@@ -25,7 +25,7 @@ Everything here is numpy; no model code is imported.
 """
 import os.path as osp
 import sys
-from typing import Dict, Optional, Sequence, Union
+from typing import Callable, Dict, Optional, Sequence, Union
 
 import numpy as np
 
@@ -287,6 +287,53 @@ def confusion_to_scores(conf: np.ndarray) -> Dict[str, np.ndarray]:
     return scores
 
 
+def read_label_png(path: str) -> np.ndarray:
+    """Read a label PNG as its raw indices ``[H, W]`` (palette kept as is)."""
+    from PIL import Image
+    with Image.open(path) as img:
+        return np.asarray(img)
+
+
+def sum_over_gt_images(img_ids: Sequence[str],
+                       gt_dir: str,
+                       score: Callable[[str, np.ndarray], np.ndarray],
+                       gt_suffix: str = '.png',
+                       progress: bool = False) -> Optional[np.ndarray]:
+    """Sum ``score(img_id, gt)`` over images whose GT is a label PNG.
+
+    The loop shared by the offline evaluators: a missing GT file and a
+    ``ValueError`` raised by ``score`` are reported with the image id; an
+    optional progress bar.
+
+    Returns:
+        np.ndarray | None: the sum, None for no image.
+    """
+    img_ids = list(img_ids)
+    bar = None
+    if progress and img_ids:
+        from mmengine.utils import ProgressBar
+
+        # pass the current stdout: the default is bound at mmengine's import
+        bar = ProgressBar(len(img_ids), file=sys.stdout)
+    total = None
+    for img_id in img_ids:
+        gt_path = osp.join(gt_dir, img_id + gt_suffix)
+        if not osp.isfile(gt_path):
+            raise FileNotFoundError(
+                f'no GT label for image {img_id!r}: {gt_path}')
+        gt = read_label_png(gt_path)
+        try:
+            value = score(img_id, gt)
+        except ValueError as e:
+            raise ValueError(f'image {img_id!r}: {e}') from e
+        total = value if total is None else total + value
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        sys.stdout.write('\n')
+    return total
+
+
 def evaluate_cam_dir(cam_dir: str,
                      gt_dir: str,
                      img_ids: Sequence[str],
@@ -316,36 +363,18 @@ def evaluate_cam_dir(cam_dir: str,
     Raises:
         FileNotFoundError, ValueError: naming the image id.
     """
-    from PIL import Image
-
     thresholds = _check_thresholds(thresholds)
-    total = np.zeros((thresholds.size, num_classes + 1, num_classes + 1),
-                     dtype=np.int64)
-    img_ids = list(img_ids)
-    bar = None
-    if progress and img_ids:
-        from mmengine.utils import ProgressBar
 
-        # pass the current stdout: the default is bound at mmengine's import
-        bar = ProgressBar(len(img_ids), file=sys.stdout)
-    for img_id in img_ids:
-        cam = load_cam(
-            find_cam_file(cam_dir, img_id), num_classes, fields=(cam_type, ))
-        gt_path = osp.join(gt_dir, img_id + gt_suffix)
-        if not osp.isfile(gt_path):
-            raise FileNotFoundError(
-                f'no GT label for image {img_id!r}: {gt_path}')
-        with Image.open(gt_path) as img:
-            gt = np.asarray(img)
-        try:
-            total += sweep_confusion(cam[cam_type], cam['keys'], gt,
-                                     thresholds, num_classes, ignore_index)
-        except ValueError as e:
-            raise ValueError(f'image {img_id!r}: {e}') from e
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        sys.stdout.write('\n')
+    def score(img_id: str, gt: np.ndarray) -> np.ndarray:
+        cam = load_cam(find_cam_file(cam_dir, img_id), num_classes,
+                       fields=(cam_type, ))
+        return sweep_confusion(cam[cam_type], cam['keys'], gt, thresholds,
+                               num_classes, ignore_index)
+
+    total = sum_over_gt_images(img_ids, gt_dir, score, gt_suffix, progress)
+    if total is None:
+        n = num_classes + 1
+        total = np.zeros((thresholds.size, n, n), dtype=np.int64)
     return total
 
 

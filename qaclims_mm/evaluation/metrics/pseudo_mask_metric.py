@@ -13,7 +13,6 @@ give the same numbers.
 """
 import logging
 import os.path as osp
-import sys
 from collections.abc import Mapping
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -22,7 +21,8 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmseg.registry import METRICS
 
-from ..cam_sweep import confusion_to_scores
+from ..cam_sweep import (confusion_to_scores, read_label_png,
+                         sum_over_gt_images)
 
 Settings = Union[None, str, Mapping]
 
@@ -38,13 +38,6 @@ def _nanmean(values: np.ndarray) -> float:
     values = np.asarray(values, dtype=np.float64)
     valid = ~np.isnan(values)
     return float(values[valid].mean()) if valid.any() else float('nan')
-
-
-def read_label_png(path: str) -> np.ndarray:
-    """Read a label PNG as its raw indices ``[H, W]`` (palette kept as is)."""
-    from PIL import Image
-    with Image.open(path) as img:
-        return np.asarray(img)
 
 
 def pseudo_mask_confusion(pred: np.ndarray,
@@ -188,30 +181,13 @@ def evaluate_pseudo_masks(pseudo_dir: str,
         FileNotFoundError, ValueError: naming the image id.
     """
     n = num_classes + 1
-    total = np.zeros((n, n), dtype=np.int64)
-    img_ids = list(img_ids)
-    bar = None
-    if progress and img_ids:
-        from mmengine.utils import ProgressBar
 
-        # pass the current stdout: the default is bound at mmengine's import
-        bar = ProgressBar(len(img_ids), file=sys.stdout)
-    for img_id in img_ids:
+    def score(img_id: str, gt: np.ndarray) -> np.ndarray:
         pred = _load_pseudo_mask(pseudo_dir, img_id, suffix)
-        gt_path = osp.join(gt_dir, img_id + gt_suffix)
-        if not osp.isfile(gt_path):
-            raise FileNotFoundError(
-                f'no GT label for image {img_id!r}: {gt_path}')
-        try:
-            total += pseudo_mask_confusion(pred, read_label_png(gt_path), n,
-                                           ignore_index)
-        except ValueError as e:
-            raise ValueError(f'image {img_id!r}: {e}') from e
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        sys.stdout.write('\n')
-    return total
+        return pseudo_mask_confusion(pred, gt, n, ignore_index)
+
+    total = sum_over_gt_images(img_ids, gt_dir, score, gt_suffix, progress)
+    return np.zeros((n, n), dtype=np.int64) if total is None else total
 
 
 @METRICS.register_module()

@@ -81,6 +81,12 @@ def check_model_dir(model_path: str, what: str, hub_id: str) -> None:
             + missing_model_message(model_path, hub_id))
 
 
+def model_reference(model_path: str) -> str:
+    """How settings record a model: the absolute folder for a local model,
+    the id otherwise (an existing HF cache entry)."""
+    return osp.abspath(model_path) if osp.isdir(model_path) else model_path
+
+
 def missing_model_message(model_path: str, hub_id: str) -> str:
     """How to provide a model when it is not on this machine."""
     return (f'Models are only loaded from a local folder or an existing '

@@ -46,7 +46,7 @@ import torch
 from PIL import Image
 
 from .base import (VQA_ENGINES, VQAEngine, check_model_dir, dtype_name,
-                   missing_model_message, resolve_dtype)
+                   missing_model_message, model_reference, resolve_dtype)
 
 #: CLIP normalisation used by BLIP (spec §2.2).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -180,8 +180,7 @@ class BlipVQAEngine(VQAEngine):
         """Model, resolution, normalisation, truncation, decoding, dtype."""
         return dict(
             type='BlipVQAEngine',
-            model_path=osp.abspath(self.model_path)
-            if osp.isdir(self.model_path) else self.model_path,
+            model_path=model_reference(self.model_path),
             dtype=dtype_name(self.dtype),
             image_size=self.image_size,
             interpolate_pos_encoding=self.interpolate_pos_encoding,

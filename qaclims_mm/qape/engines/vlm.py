@@ -11,7 +11,6 @@ Unlike :class:`~.blip.BlipVQAEngine`, the image tokens are part of each
 prompt, so an image is encoded once per question; questions of several
 images are still batched (``batch_size`` prompts per ``generate`` call).
 """
-import os.path as osp
 import re
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -19,7 +18,7 @@ import torch
 from PIL import Image
 
 from .base import (VQA_ENGINES, VQAEngine, check_model_dir, dtype_name,
-                   missing_model_message, resolve_dtype)
+                   missing_model_message, model_reference, resolve_dtype)
 
 #: An example instruction model (any image-text-to-text model works).
 VLM_EXAMPLE_HUB_ID = 'llava-hf/llava-1.5-7b-hf'
@@ -122,8 +121,7 @@ class ImageTextToTextVQAEngine(VQAEngine):
         """Model, prompt, decoding and dtype."""
         return dict(
             type='ImageTextToTextVQAEngine',
-            model_path=osp.abspath(self.model_path)
-            if osp.isdir(self.model_path) else self.model_path,
+            model_path=model_reference(self.model_path),
             dtype=dtype_name(self.dtype),
             prompt=self.prompt,
             use_chat_template=self.use_chat_template,
