@@ -2,17 +2,21 @@
 
 Writes ``<out-dir>/corpus.json`` (raw answers, lemmas and post-processed
 texts; see ``qaclims_mm/qape/corpus.py``). Resumable: rerun the same command
-after a crash and it continues where it stopped.
+after a crash and it continues where it stopped. One run at a time per
+``--out-dir`` (a second one stops with an error naming the folder's lock).
+
+As the official ``get_blip_vqa_results.py``, every image of the labels file
+is asked (for VOC, ``cls_labels`` covers train_aug and val: 12,031 images,
+18,605 pairs); ``--split-file`` or ``--split-only`` restrict it to a split.
 
 Examples::
 
-    # the training split of a dataset config
+    # every labelled image of a dataset config's data (train_aug + val)
     python tools/qape.py --config configs/_base_/datasets/voc12_wsss.py \
         --model-path checkpoints/blip-vqa-capfilt-large --out-dir work_dirs/qape_voc
 
     # explicit files, 2 GPUs
     torchrun --nproc_per_node 2 tools/qape.py \
-        --split-file data/VOCdevkit/VOC2012/ImageSets/Segmentation/train_aug.txt \
         --img-dir data/VOCdevkit/VOC2012/JPEGImages \
         --labels-file data/VOCdevkit/VOC2012/cls_labels.json --classes voc \
         --model-path checkpoints/blip-vqa-capfilt-large --out-dir work_dirs/qape_voc
@@ -45,15 +49,21 @@ def parse_args(argv=None) -> argparse.Namespace:
         description=__doc__.split('\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = parser.add_argument_group('images and labels (a config OR files)')
-    src.add_argument('--config', help='dataset/model config; its '
-                     '<--dataset-split>.dataset is used')
+    src.add_argument('--config', help='dataset/model config: every image '
+                     'of the labels file of its <--dataset-split>.dataset '
+                     'is asked')
     src.add_argument('--dataset-split', default='train_dataloader',
                      help='which dataloader of --config (default: '
                      'train_dataloader)')
+    src.add_argument('--split-only', action='store_true',
+                     help='with --config: ask only the images of the '
+                     "dataset's split (ann_file), not every labelled image")
     src.add_argument('--cfg-options', nargs='+', default=[], metavar='K=V',
                      help='config overrides, e.g. '
                      'train_dataloader.dataset.data_root=/data/VOC2012')
-    src.add_argument('--split-file', help='image ids, one per line')
+    src.add_argument('--split-file', help='ask only these image ids (one '
+                     'per line); default: every image in --labels-file, '
+                     'as the official tool')
     src.add_argument('--img-dir', help='folder of <id><--img-suffix>')
     src.add_argument('--img-suffix', default='.jpg')
     src.add_argument('--labels-file', help='labels JSON or cls_labels.npy')
@@ -89,10 +99,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     files = (args.split_file, args.img_dir, args.labels_file)
     if bool(args.config) == any(files):
-        parser.error('give either --config or --split-file/--img-dir/'
-                     '--labels-file')
-    if not args.config and not all(files):
-        parser.error('--split-file, --img-dir and --labels-file go together')
+        parser.error('give either --config or --img-dir/--labels-file '
+                     '[--split-file]')
+    if not args.config and not (args.img_dir and args.labels_file):
+        parser.error('--img-dir and --labels-file go together')
+    if args.split_only and not args.config:
+        parser.error('--split-only goes with --config (with files, give '
+                     '--split-file)')
     if args.image_size is not None and args.engine != 'blip':
         parser.error('--image-size is a blip option (the vlm engine uses its '
                      "processor's size)")
@@ -151,17 +164,21 @@ def main(argv=None) -> None:
     if args.config:
         items = items_from_dataset_config(
             args.config, args.dataset_split,
-            cfg_options=parse_cfg_options(args.cfg_options))
+            cfg_options=parse_cfg_options(args.cfg_options),
+            split_only=args.split_only)
         source = dict(config=osp.abspath(args.config),
-                      dataloader=args.dataset_split)
+                      dataloader=args.dataset_split,
+                      images='split' if args.split_only else 'labels_file')
     else:
         items = items_from_files(args.split_file, args.img_dir,
                                  args.labels_file, args.classes,
                                  args.img_suffix)
-        source = dict(split_file=osp.abspath(args.split_file),
+        source = dict(split_file=(osp.abspath(args.split_file)
+                                  if args.split_file else None),
                       img_dir=osp.abspath(args.img_dir),
                       labels_file=osp.abspath(args.labels_file),
-                      classes=args.classes)
+                      classes=args.classes,
+                      images='split' if args.split_file else 'labels_file')
     engine_cfg = dict(type=ENGINES[args.engine], model_path=args.model_path,
                       device=device, dtype=args.dtype,
                       batch_size=args.batch_size)

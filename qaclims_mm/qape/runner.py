@@ -6,23 +6,37 @@ the output folder::
     <out_dir>/settings.json              # what determines the answers
     <out_dir>/shards/rank{r}-{seq:05d}.jsonl   # answers, one pair per line
     <out_dir>/corpus.json                # the merged corpus (rank 0, at end)
+    <out_dir>/.qape.lock                 # held while a run writes the folder
 
 * **Resumable.** After every chunk of images, the answers of the chunk are
   written as one new shard, atomically (temporary file + rename). A restarted
   run reads all shards, skips the pairs they hold and continues; nothing is
   lost or asked twice. ``settings.json`` (engine, model, resolution, decoding,
   dtype, questions) must match, or the run is refused.
+* **One run at a time.** Rank 0 holds an exclusive lock on
+  ``<out_dir>/.qape.lock`` (``fcntl.flock``) from before the first shard until
+  ``corpus.json`` is written; a second run into the same folder stops at once
+  with an error naming the lock and its holder. The kernel drops the lock when
+  the holder exits, also on ``kill -9``, so a killed run never leaves the
+  folder locked.
+* **Duplicate pairs.** A pair answered in two shards (e.g. by two runs of an
+  older version at once) is merged when both records hold the same answers;
+  different answers are an error naming both shard files.
 * **Multi-GPU.** Under ``torchrun`` the images are split across ranks (image
   ``i`` goes to rank ``i % world_size``); each rank writes its own shards, and
   rank 0 merges all shards into ``corpus.json`` after a barrier.
 """
+import contextlib
+import errno
 import json
 import os
 import os.path as osp
 import re
+import socket
+import time
 from dataclasses import dataclass
-from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence,
-                    Set, Tuple, Union)
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional,
+                    Sequence, Set, Tuple, Union)
 
 import torch
 from PIL import Image
@@ -37,6 +51,7 @@ from .questions import QuestionSet
 SHARD_DIR = 'shards'
 SETTINGS_FILE = 'settings.json'
 CORPUS_FILE = 'corpus.json'
+LOCK_FILE = '.qape.lock'
 _SHARD_RE = re.compile(r'^rank(\d+)-(\d{5,})\.jsonl$')
 
 
@@ -56,6 +71,10 @@ class ImageItem:
 
 class ImageReadError(RuntimeError):
     """An image of the split could not be read (names the id and path)."""
+
+
+class OutputDirLockedError(RuntimeError):
+    """Another run is writing the output folder (names the lock file)."""
 
 
 # ----------------------------------------------------------------------------
@@ -83,18 +102,26 @@ def items_from_data_list(data_list: Iterable[dict],
 
 def items_from_dataset_config(config_path: str,
                               dataloader: str = 'train_dataloader',
-                              cfg_options: Optional[dict] = None
-                              ) -> List[ImageItem]:
+                              cfg_options: Optional[dict] = None,
+                              split_only: bool = False) -> List[ImageItem]:
     """The pairs of the dataset of ``<dataloader>.dataset`` in a config.
+
+    By default every image of the dataset's labels file is asked (its image
+    folder, its ``labels_file``), as the official tool does: for VOC that is
+    train_aug and val, not only the training split.
 
     Args:
         config_path (str): An mmseg config using one of our WSSS datasets.
         dataloader (str): Which dataloader's dataset. Defaults to
             ``'train_dataloader'``.
         cfg_options (dict, optional): Overrides merged into the config.
+        split_only (bool): Ask only the images of the dataset's split
+            (``ann_file``). Defaults to False (every labelled image,
+            official).
 
     Returns:
-        list[ImageItem]: One item per labelled image, in split order.
+        list[ImageItem]: One item per labelled image, in split (or labels
+        file) order.
     """
     import qaclims_mm  # noqa: F401  (registers the datasets)
     from mmengine.registry import init_default_scope
@@ -114,39 +141,73 @@ def items_from_dataset_config(config_path: str,
         raise TypeError(f'{config_path}: {dataloader}.dataset is a '
                         f'{type(dataset).__name__}, not a WSSS dataset with '
                         f'image-level labels')
-    return items_from_data_list(
-        (dataset.get_data_info(i) for i in range(len(dataset))), classes)
+    if split_only:
+        return items_from_data_list(
+            (dataset.get_data_info(i) for i in range(len(dataset))), classes)
+    # data_prefix is already joined with data_root by the dataset
+    return items_from_files(
+        None, dataset.data_prefix.get('img_path', ''),
+        osp.join(dataset.data_root or '', dataset.labels_file), classes,
+        dataset.img_suffix)
 
 
-def items_from_files(split_file: str,
+def items_from_files(split_file: Optional[str],
                      img_dir: str,
                      labels_file: str,
                      classes: Union[str, Sequence[str]] = 'voc',
                      img_suffix: str = '.jpg') -> List[ImageItem]:
-    """The pairs of a split list + image folder + labels file.
+    """The pairs of an image folder + labels file (+ a split list).
+
+    Without a split list every image of the labels file is asked, as the
+    official ``get_blip_vqa_results.py`` does (for VOC, ``cls_labels`` covers
+    train_aug and val: 12,031 images, 18,605 pairs).
 
     Args:
-        split_file (str): Image ids, one per line.
+        split_file (str, optional): Image ids, one per line: ask only these.
+            None = every image in ``labels_file`` (official).
         img_dir (str): Folder of ``<id><img_suffix>``.
         labels_file (str): Our labels JSON or the official ``cls_labels.npy``.
         classes (str | Sequence[str]): ``'voc'``, ``'coco'`` or the names.
         img_suffix (str): Defaults to ``'.jpg'``.
 
     Returns:
-        list[ImageItem]: One item per labelled image, in split order.
+        list[ImageItem]: One item per labelled image, in split (or labels
+        file) order.
+
+    Raises:
+        KeyError: an id of the split has no entry in the labels file.
+        FileNotFoundError: images of labelled ids are missing from
+            ``img_dir`` (the first few named).
     """
     if isinstance(classes, str):
         classes = get_classes(classes)
     labels = load_labels_file(labels_file, classes=classes)
+    if split_file is None:
+        img_ids, source = list(labels), f'the labels file {labels_file}'
+    else:
+        img_ids, source = read_split(split_file), split_file
     data_list = []
-    for img_id in read_split(split_file):
+    for img_id in img_ids:
         if img_id not in labels:
             raise KeyError(f'image {img_id!r} of {split_file} has no entry in '
                            f'the labels file {labels_file}')
         data_list.append(dict(img_id=img_id,
                               img_path=osp.join(img_dir, img_id + img_suffix),
                               img_labels=labels[img_id]))
-    return items_from_data_list(data_list, classes)
+    items = items_from_data_list(data_list, classes)
+    _check_images_exist(items, source)
+    return items
+
+
+def _check_images_exist(items: Sequence[ImageItem], source: str) -> None:
+    """Fail before any answer is asked when labelled images are missing."""
+    missing = [it for it in items if not osp.isfile(it.img_path)]
+    if missing:
+        shown = ', '.join(f'{it.img_id!r} ({it.img_path})'
+                          for it in missing[:3])
+        raise FileNotFoundError(
+            f'{len(missing)} of the {len(items)} labelled images of {source} '
+            f'are missing, e.g. {shown}')
 
 
 def read_image(img_id: str, path: str) -> Image.Image:
@@ -219,6 +280,71 @@ def write_shard(path: str, records: Sequence[dict]) -> None:
     with atomic_open(path, 'w', encoding='utf-8') as f:
         for rec in records:
             f.write(json.dumps(rec, ensure_ascii=False) + '\n')
+
+
+#: Descriptors of the locks this process holds (closed in forked workers).
+_HELD_LOCK_FDS: Set[int] = set()
+
+
+def _close_inherited_locks(worker_id: int = 0) -> None:
+    """``worker_init_fn``: a forked data-loader worker drops its copies of
+    the lock descriptors, so only the run's own process keeps the lock."""
+    for fd in list(_HELD_LOCK_FDS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD_LOCK_FDS.clear()
+
+
+@contextlib.contextmanager
+def lock_out_dir(out_dir: str) -> Iterator[str]:
+    """Hold the exclusive lock of an output folder while a run writes it.
+
+    An advisory ``fcntl.flock`` on ``<out_dir>/.qape.lock``, which records
+    the holder (pid, host, start time). The lock belongs to the open file, so
+    the kernel releases it when the holder exits in any way, ``kill -9``
+    included: a stale lock file never blocks a later run.
+
+    Args:
+        out_dir (str): The output folder (created if missing).
+
+    Yields:
+        str: The lock file path.
+
+    Raises:
+        OutputDirLockedError: naming the lock file and its holder, when
+            another run holds it.
+    """
+    import fcntl  # POSIX only
+    os.makedirs(out_dir, exist_ok=True)
+    path = osp.join(out_dir, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inheritable
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES,
+                               errno.EWOULDBLOCK):
+                raise
+            holder = os.pread(fd, 512, 0).decode('utf-8', 'replace').strip()
+            raise OutputDirLockedError(
+                f'{out_dir} is being written by another QAPE run '
+                f'({holder or "holder unknown"}): its lock {path} is held. '
+                f'Wait for that run to end (the lock is released when it '
+                f'exits, even if killed), or use another --out-dir.'
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (f'pid {os.getpid()} on {socket.gethostname()} since '
+                       f'{time.strftime("%Y-%m-%d %H:%M:%S")}\n').encode(),
+                  0)
+        _HELD_LOCK_FDS.add(fd)
+        try:
+            yield path
+        finally:
+            _HELD_LOCK_FDS.discard(fd)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def check_settings(out_dir: str, settings: Dict[str, Any],
@@ -328,6 +454,7 @@ def answer_pairs(engine: VQAEngine,
         shuffle=False,
         num_workers=num_workers,
         collate_fn=_collate,
+        worker_init_fn=_close_inherited_locks,
         persistent_workers=False)
     bar = None
     if progress:
@@ -369,6 +496,45 @@ def answer_pairs(engine: VQAEngine,
     return done
 
 
+def unique_shard_records(
+        out_dir: str,
+        wanted: Optional[Set[Tuple[str, str]]] = None) -> List[dict]:
+    """The shard records of ``out_dir``, one per (image, class) pair.
+
+    A pair found in several shards with the same answers is kept once (the
+    first, in shard order).
+
+    Args:
+        out_dir (str): The output folder.
+        wanted (set[tuple[str, str]], optional): Keep only these
+            ``(img_id, class_name)`` pairs. Defaults to None (all).
+
+    Returns:
+        list[dict]: The records, in shard then line order.
+
+    Raises:
+        ValueError: naming the pair and both shard files, when two shards
+            hold different answers for one pair.
+    """
+    first: Dict[Tuple[str, str], Tuple[dict, str]] = {}
+    for path in list_shards(out_dir):
+        for rec in read_shard_records([path]):
+            key = (str(rec['img_id']), str(rec['class_name']))
+            if wanted is not None and key not in wanted:
+                continue
+            if key not in first:
+                first[key] = (rec, path)
+                continue
+            kept, kept_path = first[key]
+            if kept['fg'] != rec['fg'] or kept['bg'] != rec['bg']:
+                raise ValueError(
+                    f'duplicate record for image {key[0]!r}, class '
+                    f'{key[1]!r} with different answers in {kept_path} and '
+                    f'{path}. Delete one of the two shard files and run '
+                    f'again: the pairs it held are asked again.')
+    return [rec for rec, _ in first.values()]
+
+
 def merge_shards(out_dir: str,
                  items: Sequence[ImageItem],
                  question_set: QuestionSet,
@@ -377,17 +543,18 @@ def merge_shards(out_dir: str,
 
     Only the pairs of ``items`` go into the corpus (shards of a previous,
     larger split are kept but not merged); all of them must be present.
+    Identical duplicates are merged (:func:`unique_shard_records`).
 
     Returns:
         str: The corpus path.
 
     Raises:
         RuntimeError: naming missing pairs.
-        ValueError: on duplicate pairs (from :func:`build_corpus`).
+        ValueError: naming the pair and both shard files, when two shards
+            answer one pair differently.
     """
     wanted = {(it.img_id, name) for it in items for name in it.class_names}
-    records = [r for r in read_shard_records(list_shards(out_dir))
-               if (r['img_id'], r['class_name']) in wanted]
+    records = unique_shard_records(out_dir, wanted)
     missing = wanted - {(r['img_id'], r['class_name']) for r in records}
     if missing:
         example = sorted(missing)[:5]
@@ -428,6 +595,7 @@ def run_qape(engine: VQAEngine,
         str | None: The corpus path on rank 0, None on other ranks.
 
     Raises:
+        OutputDirLockedError: another run is writing ``out_dir``.
         ValueError: ``out_dir`` holds a run with other settings.
         ImageReadError: an image cannot be read (shards already written are
             kept; rerunning resumes).
@@ -435,12 +603,42 @@ def run_qape(engine: VQAEngine,
     rank, world_size = _dist_info()
     os.makedirs(osp.join(out_dir, SHARD_DIR), exist_ok=True)
     settings = run_settings(engine, question_set)
-    if rank == 0:
-        check_settings(out_dir, settings, write=True)
-    _barrier()
-    if rank != 0:
-        check_settings(out_dir, settings, write=False)
+    with contextlib.ExitStack() as stack:
+        # rank 0 locks the folder for the whole run (shards of all ranks and
+        # the merge); the other ranks wait for it and share its verdict
+        error = None
+        if rank == 0:
+            try:
+                stack.enter_context(lock_out_dir(out_dir))
+                check_settings(out_dir, settings, write=True)
+            except Exception as e:  # shared, so no rank waits forever
+                error = e
+        error = _share_from_rank0(error)
+        if error is not None:
+            raise error
+        if rank != 0:
+            check_settings(out_dir, settings, write=False)
+        return _answer_and_merge(engine, items, question_set, out_dir,
+                                 settings, rank, world_size, chunk_images,
+                                 num_workers, progress, meta)
 
+
+def _share_from_rank0(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (a no-op outside torch.distributed);
+    also a barrier."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        box = [obj]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+    return obj
+
+
+def _answer_and_merge(engine: VQAEngine, items: Sequence[ImageItem],
+                      question_set: QuestionSet, out_dir: str,
+                      settings: Dict[str, Any], rank: int, world_size: int,
+                      chunk_images: int, num_workers: int, progress: bool,
+                      meta: Optional[dict]) -> Optional[str]:
+    """The body of :func:`run_qape`, run while rank 0 holds the lock."""
     finished = finished_pairs(out_dir)
     pending = []
     for item in list(items)[rank::world_size]:

@@ -1,5 +1,6 @@
 """The QAPE runner: end to end with a tiny BLIP, resume after a crash,
 settings mismatch, unreadable images, multi-rank sharding."""
+import contextlib
 import json
 import os
 import os.path as osp
@@ -131,7 +132,7 @@ def test_tool_with_dataset_config(synthetic_voc_root, tmp_path,
     tool.main([
         '--config', SYNTHETIC_CONFIG, '--cfg-options',
         f'train_dataloader.dataset.data_root={synthetic_voc_root}',
-        f'train_dataloader.dataset.ann_file={split}',
+        f'train_dataloader.dataset.ann_file={split}', '--split-only',
         '--model-path', model, '--device', 'cpu', '--image-size', '64',
         '--questions', str(questions), '--out-dir', out, '--num-workers', '0',
         '--no-progress'])
@@ -140,6 +141,88 @@ def test_tool_with_dataset_config(synthetic_voc_root, tmp_path,
     entry = next(e for _, _, e in corpus.pairs())
     assert len(entry.fg_raw) == 1 and len(entry.bg_raw) == 1
     assert corpus.meta['source']['config'] == SYNTHETIC_CONFIG
+    assert corpus.meta['source']['images'] == 'split'
+
+
+def load_tool():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'qape_tool', osp.join(REPO, 'tools/qape.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def labelled_ids(labels_file):
+    labels = json.load(open(labels_file))['labels']
+    return [i for i, idx in labels.items() if idx]
+
+
+def test_every_labelled_image_is_asked_by_default(synthetic_voc_root):
+    """The official script asks every image of cls_labels (train_aug and
+    val), not only the training split."""
+    labels_file = osp.join(synthetic_voc_root, 'cls_labels.json')
+    img_dir = osp.join(synthetic_voc_root, 'JPEGImages')
+    expected = labelled_ids(labels_file)
+    val = read_split(osp.join(synthetic_voc_root,
+                              'ImageSets/Segmentation/val.txt'))
+    train_aug = read_split(osp.join(synthetic_voc_root,
+                                    'ImageSets/Segmentation/train_aug.txt'))
+    items = runner.items_from_files(None, img_dir, labels_file, 'voc')
+    assert [it.img_id for it in items] == expected
+    assert {it.img_id for it in items} & (set(val) - set(train_aug))
+    cfg_options = {'train_dataloader.dataset.data_root': synthetic_voc_root}
+    from_config = runner.items_from_dataset_config(
+        SYNTHETIC_CONFIG, cfg_options=cfg_options)
+    assert [(it.img_id, it.img_path, it.class_names)
+            for it in from_config] == [(it.img_id, it.img_path,
+                                        it.class_names) for it in items]
+    split_only = runner.items_from_dataset_config(
+        SYNTHETIC_CONFIG, cfg_options=cfg_options, split_only=True)
+    assert {it.img_id for it in split_only} == \
+        set(train_aug) & set(expected)
+
+
+def test_tool_asks_every_labelled_image_without_split_file(
+        synthetic_voc_root, tmp_path):
+    """``--img-dir/--labels-file`` alone: every image of the labels file."""
+    src = json.load(open(osp.join(synthetic_voc_root, 'cls_labels.json')))
+    val = read_split(osp.join(synthetic_voc_root,
+                              'ImageSets/Segmentation/val.txt'))
+    train = read_split(osp.join(synthetic_voc_root,
+                                'ImageSets/Segmentation/train.txt'))
+    ids = [i for i in train[:1] + val[:2] if src['labels'][i]]
+    labels_file = tmp_path / 'labels.json'
+    labels_file.write_text(json.dumps(dict(
+        src, labels={i: src['labels'][i] for i in ids})))
+    model = build_tiny_blip_vqa(str(tmp_path / 'blip'), image_size=32,
+                                hidden_size=32, vision_layers=1)
+    questions = tmp_path / 'questions.json'
+    questions.write_text(json.dumps(dict(fg=['what {} is this?'],
+                                         bg=['what is near the {}?'])))
+    out = str(tmp_path / 'qape')
+    load_tool().main([
+        '--img-dir', osp.join(synthetic_voc_root, 'JPEGImages'),
+        '--labels-file', str(labels_file), '--model-path', model,
+        '--device', 'cpu', '--image-size', '32', '--questions',
+        str(questions), '--out-dir', out, '--num-workers', '0',
+        '--no-progress'])
+    corpus = load_corpus(osp.join(out, 'corpus.json'))
+    assert sorted(corpus.entries) == sorted(ids)
+    assert len(corpus) == sum(len(src['labels'][i]) for i in ids)
+    assert corpus.meta['source']['images'] == 'labels_file'
+    assert corpus.meta['source']['split_file'] is None
+
+
+def test_missing_labelled_image_named_before_any_answer(synthetic_voc_root,
+                                                        tmp_path):
+    labels_file = osp.join(synthetic_voc_root, 'cls_labels.json')
+    img_dir = tmp_path / 'images'
+    img_dir.mkdir()
+    first = labelled_ids(labels_file)[0]
+    with pytest.raises(FileNotFoundError) as err:
+        runner.items_from_files(None, str(img_dir), labels_file, 'voc')
+    assert first in str(err.value) and labels_file in str(err.value)
 
 
 def test_resume_after_crash(voc_items, tmp_path):
@@ -209,6 +292,180 @@ def test_unreadable_image_named_and_nothing_lost(voc_items, tmp_path):
                         chunk_images=2, num_workers=0, progress=False)
     assert bad.img_id in str(err.value) and bad.img_path in str(err.value)
     assert set(shard_pair_counts(out)) == all_pairs(items[:2])
+
+
+class ReentrantEngine(FakeEngine):
+    """On its first call, starts a second run into the same folder (another
+    chunking), as a concurrent ``tools/qape.py`` would."""
+
+    def __init__(self, second_run):
+        super().__init__()
+        self.second_run = second_run
+        self.second_error = None
+
+    def answer_preprocessed(self, inputs, questions):
+        if self.calls == 0:
+            try:
+                self.second_run()
+            except Exception as e:  # noqa: BLE001 (recorded, checked below)
+                self.second_error = e
+        return super().answer_preprocessed(inputs, questions)
+
+
+def test_second_run_into_a_busy_folder_is_refused(voc_items, tmp_path):
+    out = str(tmp_path / 'qape')
+    items = voc_items[:5]
+    second = FakeEngine()
+    engine = ReentrantEngine(lambda: runner.run_qape(
+        second, items, QuestionSet(), out, chunk_images=3, num_workers=0,
+        progress=False))
+    runner.run_qape(engine, items, QuestionSet(), out, chunk_images=2,
+                    num_workers=0, progress=False)
+    err = engine.second_error
+    lock = osp.join(out, '.qape.lock')
+    assert err is not None, 'the second run wrote into the busy folder'
+    assert isinstance(err, runner.OutputDirLockedError), repr(err)
+    assert lock in str(err) and f'pid {os.getpid()}' in str(err)
+    assert second.calls == 0  # it wrote nothing
+    counts = shard_pair_counts(out)
+    assert set(counts) == all_pairs(items) and set(counts.values()) == {1}
+    assert len(load_corpus(osp.join(out, 'corpus.json'))) == \
+        len(all_pairs(items))
+    # released at the end: the next run goes through
+    assert runner.run_qape(FakeEngine(), items, QuestionSet(), out,
+                           num_workers=0, progress=False)
+
+
+def test_lock_of_a_killed_run_is_released(voc_items, tmp_path):
+    """``kill -9`` of the lock holder must not leave the folder locked."""
+    import signal
+    import subprocess
+    import sys
+    out = str(tmp_path / 'qape')
+    code = ('import sys, time\n'
+            'from qaclims_mm.qape.runner import lock_out_dir\n'
+            'with lock_out_dir(sys.argv[1]):\n'
+            '    print("locked", flush=True)\n'
+            '    time.sleep(600)\n')
+    proc = subprocess.Popen([sys.executable, '-c', code, out],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == 'locked'
+        with pytest.raises(runner.OutputDirLockedError) as err:
+            runner.run_qape(FakeEngine(), voc_items[:2], QuestionSet(), out,
+                            num_workers=0, progress=False)
+        assert osp.join(out, runner.LOCK_FILE) in str(err.value)
+        assert f'pid {proc.pid}' in str(err.value)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        proc.stdout.close()
+    assert osp.isfile(osp.join(out, runner.LOCK_FILE))  # stale file stays
+    path = runner.run_qape(FakeEngine(), voc_items[:2], QuestionSet(), out,
+                           num_workers=0, progress=False)
+    assert len(load_corpus(path)) == len(all_pairs(voc_items[:2]))
+
+
+def holds_lock_file(lock_path):
+    """Whether this process has a descriptor open on ``lock_path``."""
+    fds = '/proc/self/fd'
+    for name in os.listdir(fds):
+        with contextlib.suppress(OSError):
+            if os.readlink(osp.join(fds, name)) == lock_path:
+                return True
+    return False
+
+
+class LockProbeEngine(FakeEngine):
+    """Records, per process, whether it holds the folder's lock file."""
+
+    def __init__(self, lock_path):
+        super().__init__()
+        self.lock_path = lock_path
+        self.seen = []
+
+    def preprocess(self, image):  # runs in the loader worker
+        return os.getpid(), holds_lock_file(self.lock_path)
+
+    def answer_preprocessed(self, inputs, questions):  # the run's process
+        self.seen += list(inputs)
+        self.seen.append((os.getpid(), holds_lock_file(self.lock_path)))
+        return [[q for q in qs] for qs in questions]
+
+
+def test_loader_workers_do_not_hold_the_lock(voc_items, tmp_path):
+    """Forked image-loading workers close their copy of the lock, so a
+    killed run's orphaned workers cannot keep the folder locked."""
+    out = str(tmp_path / 'qape')
+    engine = LockProbeEngine(osp.abspath(osp.join(out, '.qape.lock')))
+    runner.run_qape(engine, voc_items[:2], QuestionSet(), out,
+                    chunk_images=2, num_workers=1, progress=False)
+    workers = {held for pid, held in engine.seen if pid != os.getpid()}
+    main = {held for pid, held in engine.seen if pid == os.getpid()}
+    assert workers == {False} and main == {True}
+
+
+def write_extra_shard(out, items, chunk_images, seq):
+    """What a second, concurrent run (older version) left: the same pairs
+    answered again under another chunking, in shards of its own."""
+    records = []
+    for start in range(0, len(items), chunk_images):
+        chunk = items[start:start + chunk_images]
+        engine = FakeEngine()
+        answers = engine.answer_preprocessed(
+            [engine.preprocess(Image.open(it.img_path).convert('RGB'))
+             for it in chunk],
+            [[q for n in it.class_names for q in
+              QuestionSet().format('fg', n) + QuestionSet().format('bg', n)]
+             for it in chunk])
+        for it, ans in zip(chunk, answers):
+            for k, name in enumerate(it.class_names):
+                block = ans[k * 16:(k + 1) * 16]
+                records.append(dict(img_id=it.img_id, class_name=name,
+                                    fg=block[:6], bg=block[6:]))
+    path = runner.shard_path(out, 0, seq)
+    runner.write_shard(path, records)
+    return path
+
+
+def test_identical_duplicate_records_are_merged(voc_items, tmp_path):
+    out = str(tmp_path / 'qape')
+    items = voc_items[:4]
+    runner.run_qape(FakeEngine(), items[:2], QuestionSet(), out,
+                    chunk_images=2, num_workers=0, progress=False)
+    write_extra_shard(out, items, chunk_images=3, seq=7)
+    assert max(shard_pair_counts(out).values()) == 2
+    path = runner.run_qape(FakeEngine(), items, QuestionSet(), out,
+                           chunk_images=2, num_workers=0, progress=False)
+    corpus = load_corpus(path)
+    assert {(i, c) for i, c, _ in corpus.pairs()} == all_pairs(items)
+    it = items[0]
+    mean = int(np.asarray(Image.open(it.img_path).convert('RGB')).mean())
+    name = it.class_names[0]
+    assert corpus.get(it.img_id, name).fg_raw[0] == \
+        f'{QuestionSet().format("fg", name)[0]} @ {mean}'
+
+
+def test_differing_duplicate_records_name_both_shards(voc_items, tmp_path):
+    out = str(tmp_path / 'qape')
+    items = voc_items[:3]
+    runner.run_qape(FakeEngine(), items, QuestionSet(), out, chunk_images=2,
+                    num_workers=0, progress=False)
+    extra = write_extra_shard(out, items[1:2], chunk_images=1, seq=9)
+    with open(extra, encoding='utf-8') as f:
+        records = [json.loads(line) for line in f]
+    records[0]['bg'][3] = 'something else'
+    runner.write_shard(extra, records)
+    first = runner.list_shards(out)[0]
+    with pytest.raises(ValueError) as err:
+        runner.run_qape(FakeEngine(), items, QuestionSet(), out,
+                        num_workers=0, progress=False)
+    msg = str(err.value)
+    assert first in msg and extra in msg and items[1].img_id in msg
+    # following the message repairs the folder
+    os.remove(extra)
+    assert runner.run_qape(FakeEngine(), items, QuestionSet(), out,
+                           num_workers=0, progress=False)
 
 
 def test_ranks_split_images_and_rank0_merges(voc_items, tmp_path,

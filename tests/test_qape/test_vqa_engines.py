@@ -107,6 +107,41 @@ def test_questions_start_with_the_enc_token(tiny_blip):
     assert engine.answer_settings()['enc_token_id'] == vocab - 1
 
 
+def _tiny_wordpiece(clean_up):
+    """A tiny BERT tokenizer whose saved default is ``clean_up``."""
+    from transformers import BertTokenizer
+    vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '[DEC]', "'", '?',
+             'man', 's', 'don', 't', 'it', 'a', 'cat']
+    return BertTokenizer(vocab={t: i for i, t in enumerate(vocab)},
+                         bos_token='[DEC]',
+                         clean_up_tokenization_spaces=clean_up)
+
+
+def test_answers_decode_with_the_original_space_clean_up(tiny_blip):
+    """The original BLIP decoded under transformers' old default (spaces
+    cleaned), so "man's" must not come out as "man ' s", whatever the
+    tokenizer config or the installed transformers default to."""
+    from qaclims_mm.qape.engines.blip import decode_answers
+    tokenizer = _tiny_wordpiece(clean_up=False)
+    words = [['[DEC]', 'man', "'", 's', '[SEP]'],
+             ['[DEC]', 'don', "'", 't', '[SEP]'],
+             ['[DEC]', 'it', "'", 's', 'a', 'cat', '[SEP]', '[PAD]']]
+    width = max(map(len, words))
+    ids = torch.tensor([tokenizer.convert_tokens_to_ids(
+        w + ['[PAD]'] * (width - len(w))) for w in words])
+    expected = ["man's", "don't", "it's a cat"]
+    engine = BlipVQAEngine(tiny_blip, device='cpu', dtype='fp32',
+                           image_size=None)
+    engine.processor.tokenizer = tokenizer
+    assert engine._decode(ids) == expected
+    assert engine.answer_settings()['clean_up_tokenization_spaces'] is True
+    # the flag, not the tokenizer's saved default, decides
+    assert decode_answers(_tiny_wordpiece(clean_up=True), ids,
+                          clean_up_tokenization_spaces=False) == [
+                              "man ' s", "don ' t", "it ' s a cat"]
+    assert decode_answers(tokenizer, ids) == expected
+
+
 def test_preprocessing_is_official(tiny_blip):
     img = Image.new('RGB', (40, 30), (255, 0, 128))
     x = pil_to_blip_tensor(img, 48)

@@ -39,7 +39,7 @@ differently and, rarely, flip a near-tied beam.
 """
 import os
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -84,6 +84,36 @@ def load_blip_vqa(model_path: str, device: torch.device,
             f'cannot load the BLIP VQA model from {model_path!r}: {e}. '
             + missing_model_message(model_path, BLIP_VQA_HUB_ID)) from e
     return model.to(device).eval(), processor
+
+
+def decode_answers(tokenizer: Any,
+                   sequences: Union[torch.Tensor, Sequence[Sequence[int]]],
+                   clean_up_tokenization_spaces: bool = True) -> List[str]:
+    """Token ids -> answer strings, as the original BLIP VQA decodes them.
+
+    The original ``BLIP_VQA`` calls ``tokenizer.decode(output,
+    skip_special_tokens=True)`` under the transformers of its time, whose
+    default cleaned the spaces that WordPiece decoding puts around
+    punctuation and contractions (``"man ' s"`` -> ``"man's"``, ``"don ' t"``
+    -> ``"don't"``). Newer transformers default to no clean-up, or take it
+    from the saved tokenizer config, so the flag is always passed explicitly.
+
+    Args:
+        tokenizer: A transformers tokenizer (BERT WordPiece for BLIP).
+        sequences (torch.Tensor | Sequence[Sequence[int]]): Generated ids,
+            one row per answer.
+        clean_up_tokenization_spaces (bool): Clean the spaces as the
+            original did. Defaults to True (parity).
+
+    Returns:
+        list[str]: One stripped answer per row.
+    """
+    return [
+        s.strip() for s in tokenizer.batch_decode(
+            sequences,
+            skip_special_tokens=True,
+            clean_up_tokenization_spaces=clean_up_tokenization_spaces)
+    ]
 
 
 def pil_to_blip_tensor(image: Image.Image, image_size: int,
@@ -133,6 +163,11 @@ class BlipVQAEngine(VQAEngine):
             ``[CLS]`` at the start of every question, as the original
             ``BLIP_VQA`` does (``input_ids[:, 0] = enc_token_id``) and the
             transformers port does not. Defaults to True (parity).
+        clean_up_tokenization_spaces (bool): Decode answers with the
+            clean-up of the transformers the original BLIP ran on
+            (``"man ' s"`` -> ``"man's"``), whatever the installed
+            transformers or the tokenizer config default to. Defaults to True
+            (parity).
     """
 
     def __init__(self,
@@ -146,7 +181,8 @@ class BlipVQAEngine(VQAEngine):
                  num_beams: int = 3,
                  max_length: int = 10,
                  min_length: int = 1,
-                 enc_token_first: bool = True) -> None:
+                 enc_token_first: bool = True,
+                 clean_up_tokenization_spaces: bool = True) -> None:
         if batch_size < 1 or image_batch_size < 1:
             raise ValueError('batch_size and image_batch_size must be >= 1')
         self.model_path = model_path
@@ -170,6 +206,8 @@ class BlipVQAEngine(VQAEngine):
         self.max_question_tokens = int(max_question_tokens)
         self.enc_token_id = (self._enc_token_id()
                              if enc_token_first else None)
+        self.clean_up_tokenization_spaces = bool(
+            clean_up_tokenization_spaces)
         self.generate_kwargs = dict(
             num_beams=int(num_beams),
             max_length=int(max_length),
@@ -188,6 +226,7 @@ class BlipVQAEngine(VQAEngine):
             std=list(self.std),
             max_question_tokens=self.max_question_tokens,
             enc_token_id=self.enc_token_id,
+            clean_up_tokenization_spaces=self.clean_up_tokenization_spaces,
             **self.generate_kwargs)
 
     def runtime_settings(self) -> Dict[str, Any]:
@@ -220,10 +259,8 @@ class BlipVQAEngine(VQAEngine):
         return ids
 
     def _decode(self, sequences: torch.Tensor) -> List[str]:
-        return [
-            s.strip() for s in self.processor.tokenizer.batch_decode(
-                sequences, skip_special_tokens=True)
-        ]
+        return decode_answers(self.processor.tokenizer, sequences,
+                              self.clean_up_tokenization_spaces)
 
     @torch.inference_mode()
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
