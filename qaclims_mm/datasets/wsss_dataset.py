@@ -2,11 +2,13 @@
 import os.path as osp
 from typing import List, Optional, Sequence
 
+from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from ..utils.io import read_split
 from .class_names import COCO_CLASSES, VOC_CLASSES, VOC_PALETTE, coco_palette
+from .image_decoding import IMAGE_COLOR_TYPE, ORIENTATION_FREE_COLOR_TYPES
 from .labels_file import load_labels_file
 
 
@@ -73,6 +75,25 @@ class WSSSDataset(BaseSegDataset):
             img_suffix=img_suffix,
             seg_map_suffix=seg_map_suffix,
             **kwargs)
+        self._check_image_decoding()
+
+    def _check_image_decoding(self) -> None:
+        """Warn when the pipeline decodes images with EXIF orientation.
+
+        The official code ignores the orientation tag (imageio / PIL), and so
+        do our IR-label and CRF steps (:mod:`..image_decoding`); mmcv's
+        default ``color_type='color'`` applies it.
+        """
+        for t in getattr(self.pipeline, 'transforms', []):
+            color_type = getattr(t, 'color_type', None)
+            if type(t).__name__ == 'LoadImageFromFile' and \
+                    color_type not in ORIENTATION_FREE_COLOR_TYPES:
+                print_log(
+                    f'{type(self).__name__} ({self.ann_file}): '
+                    f'LoadImageFromFile(color_type={color_type!r}) applies '
+                    f'the EXIF orientation, unlike the official code and the '
+                    f'other stages; use color_type={IMAGE_COLOR_TYPE!r}',
+                    logger='current', level=30)
 
     @property
     def object_classes(self) -> Sequence[str]:
