@@ -37,9 +37,10 @@ class WSSSDataset(BaseSegDataset):
             folders. Defaults to ``DEFAULT_DATA_PREFIX``.
         with_seg_map (bool): Attach ``seg_map_path`` to every sample and check
             that each mask exists. Defaults to False.
-        skip_unlabeled (bool): Drop images without any object label (COCO
-            training). When False (default) such images are kept, with an empty
-            label list (evaluation).
+        skip_unlabeled (bool): Drop images without any object label. When
+            False (default) such images are kept, with an empty label list
+            (evaluation, and QA-CLIMS COCO training as the official run, where
+            they count in L_REG only).
         check_files (bool): Check at start-up that every image (and mask) of
             the split exists, so that a missing file is reported by name before
             training starts rather than hours into it. Defaults to True.
@@ -188,9 +189,10 @@ class COCO14WSSSDataset(WSSSDataset):
         wsss/cls_labels_{train,val}.json      # image-level labels
         wsss/mask/{train2014,val2014}/<id>.png  # semantic GT (0 bg, 1..80)
 
-    Images with no object annotation are skipped in training
-    (``skip_unlabeled=True``) and kept in evaluation, where they are all
-    background.
+    Images with no object annotation are kept in evaluation, where they are
+    all background, and in QA-CLIMS training (official; they count in L_REG
+    only); the CAM and IRN training configs skip them
+    (``skip_unlabeled=True``).
     """
     METAINFO = dict(
         classes=('background', ) + COCO_CLASSES, palette=coco_palette(81))
