@@ -27,7 +27,7 @@ model = dict(
 train_scales = (0.5, 0.75, 1.0, 1.25, 1.5)
 crop_size = (321, 321)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='LoadAnnotations'),
     dict(
         type='RandomChoice',

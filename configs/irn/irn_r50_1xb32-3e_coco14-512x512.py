@@ -18,7 +18,7 @@ ir_label_dir = 'wsss/ir_label/train2014'
 num_classes = 81  # background + 80
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='LoadAnnotations'),
     dict(type='RandomRescale', scale_range=(0.5, 1.5)),
     dict(type='NormalizeImage'),

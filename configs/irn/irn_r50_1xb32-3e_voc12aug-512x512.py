@@ -43,13 +43,15 @@ model = dict(
     displacement_head=dict(
         type='IRNDisplacementHead', in_channels=(64, 256, 512, 1024, 2048)),
     train_cfg=dict(radius=10),
-    test_cfg=dict(flip=True, stride=4))
+    # edge inference without padding, as QA-CLIMS / CLIMS EdgeDisplacement
+    # (F.pad commented out); pad_size=512 gives the original IRN padding
+    test_cfg=dict(flip=True, stride=4, pad_size=None))
 
 # IRN VOC12AffinityDataset: rescale U(0.5, 1.5) (bicubic / nearest),
 # normalise, flip, random 512 crop (image pad 0 after normalisation, label pad
 # 255), labels downsampled x0.25 (nearest) -> pair labels of radius 10.
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='LoadAnnotations'),
     dict(type='RandomRescale', scale_range=(0.5, 1.5)),
     dict(type='NormalizeImage'),
@@ -77,7 +79,7 @@ train_dataloader = dict(
 # Edge inference for the random walk (tools/make_sem_seg_labels.py): the full
 # image at scale 1.0, the model adds the flip (IRN EdgeDisplacement).
 infer_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='NormalizeImage'),
     dict(type='PackWSSSInputs'),
 ]

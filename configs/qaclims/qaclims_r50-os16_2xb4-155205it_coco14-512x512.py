@@ -1,6 +1,12 @@
 # QA-CLIMS on COCO 2014 (spec §7): lr 1e-5 (classifier 1e-4), loss weights
 # 30 / 24 / 0.2, 15 epochs = floor(floor(82783 / 4) / 2) x 15 = 155,205
-# iterations per GPU at 2 GPUs x batch 4 (images without labels skipped).
+# iterations per GPU at 2 GPUs x batch 4.
+# Images without labels are kept, as the official run (all 82,783 train2014
+# images): a batch whose images all lack labels gets zero losses (L_REG
+# included), and in a mixed batch they still count in L_REG. To skip them
+# instead, set train_dataloader.dataset.skip_unlabeled=True AND size the
+# schedule from the labelled images: N = the length of the dataset (logged at
+# start-up), max_iters = floor(floor(N / 4) / 2) x 15 for 2 GPUs x batch 4.
 custom_imports = dict(imports=['qaclims_mm'], allow_failed_imports=False)
 _base_ = ['./qaclims_r50-os16_2xb4-19830it_voc12aug-512x512.py']
 data_root = 'data/coco2014'
@@ -20,7 +26,7 @@ param_scheduler = [
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters + 1)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='LoadQACorpus', cache_prefix=qa_cache, classes='coco'),
     dict(type='RandomLongSideResize', long_range=(320, 640)),
     dict(type='NormalizeImage'),
@@ -36,7 +42,8 @@ train_dataloader = dict(
         ann_file='wsss/train.txt',
         labels_file='wsss/cls_labels_train.json',
         data_prefix=dict(img_path='train2014'),
-        skip_unlabeled=True,
+        # official: keep label-less images (see the top of this file)
+        skip_unlabeled=False,
         pipeline=train_pipeline))
 test_dataloader = dict(
     dataset=dict(

@@ -46,7 +46,7 @@ model = dict(
                       loss_weight=8.),
         loss_reg=dict(type='AreaRegularizationLoss', loss_weight=0.2)))
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='LoadQACorpus', cache_prefix=qa_cache, classes='voc'),
     dict(type='RandomLongSideResize', long_range=(320, 640)),
     dict(type='NormalizeImage'),

@@ -2,11 +2,13 @@
 import os.path as osp
 from typing import List, Optional, Sequence
 
+from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from ..utils.io import read_split
 from .class_names import COCO_CLASSES, VOC_CLASSES, VOC_PALETTE, coco_palette
+from .image_decoding import IMAGE_COLOR_TYPE, ORIENTATION_FREE_COLOR_TYPES
 from .labels_file import load_labels_file
 
 
@@ -35,9 +37,10 @@ class WSSSDataset(BaseSegDataset):
             folders. Defaults to ``DEFAULT_DATA_PREFIX``.
         with_seg_map (bool): Attach ``seg_map_path`` to every sample and check
             that each mask exists. Defaults to False.
-        skip_unlabeled (bool): Drop images without any object label (COCO
-            training). When False (default) such images are kept, with an empty
-            label list (evaluation).
+        skip_unlabeled (bool): Drop images without any object label. When
+            False (default) such images are kept, with an empty label list
+            (evaluation, and QA-CLIMS COCO training as the official run, where
+            they count in L_REG only).
         check_files (bool): Check at start-up that every image (and mask) of
             the split exists, so that a missing file is reported by name before
             training starts rather than hours into it. Defaults to True.
@@ -73,6 +76,25 @@ class WSSSDataset(BaseSegDataset):
             img_suffix=img_suffix,
             seg_map_suffix=seg_map_suffix,
             **kwargs)
+        self._check_image_decoding()
+
+    def _check_image_decoding(self) -> None:
+        """Warn when the pipeline decodes images with EXIF orientation.
+
+        The official code ignores the orientation tag (imageio / PIL), and so
+        do our IR-label and CRF steps (:mod:`..image_decoding`); mmcv's
+        default ``color_type='color'`` applies it.
+        """
+        for t in getattr(self.pipeline, 'transforms', []):
+            color_type = getattr(t, 'color_type', None)
+            if type(t).__name__ == 'LoadImageFromFile' and \
+                    color_type not in ORIENTATION_FREE_COLOR_TYPES:
+                print_log(
+                    f'{type(self).__name__} ({self.ann_file}): '
+                    f'LoadImageFromFile(color_type={color_type!r}) applies '
+                    f'the EXIF orientation, unlike the official code and the '
+                    f'other stages; use color_type={IMAGE_COLOR_TYPE!r}',
+                    logger='current', level=30)
 
     @property
     def object_classes(self) -> Sequence[str]:
@@ -167,9 +189,10 @@ class COCO14WSSSDataset(WSSSDataset):
         wsss/cls_labels_{train,val}.json      # image-level labels
         wsss/mask/{train2014,val2014}/<id>.png  # semantic GT (0 bg, 1..80)
 
-    Images with no object annotation are skipped in training
-    (``skip_unlabeled=True``) and kept in evaluation, where they are all
-    background.
+    Images with no object annotation are kept in evaluation, where they are
+    all background, and in QA-CLIMS training (official; they count in L_REG
+    only); the CAM and IRN training configs skip them
+    (``skip_unlabeled=True``).
     """
     METAINFO = dict(
         classes=('background', ) + COCO_CLASSES, palette=coco_palette(81))

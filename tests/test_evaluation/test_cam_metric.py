@@ -4,18 +4,14 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import METRICS
 
 from qaclims_mm.datasets.class_names import VOC_CLASSES
 from qaclims_mm.evaluation.cam_sweep import cams_to_label
+from qaclims_mm.evaluation.metrics import cam_metric
+from qaclims_mm.evaluation.metrics.cam_metric import CAMIoUMetric
 from qaclims_mm.utils.cam_file import save_cam
-
-pytest.importorskip('mmseg')
-from mmseg.evaluation import IoUMetric  # noqa: E402
-from mmseg.registry import METRICS  # noqa: E402
-
-from qaclims_mm.evaluation.metrics import cam_metric  # noqa: E402
-from qaclims_mm.evaluation.metrics.cam_metric import \
-    CAMIoUMetric  # noqa: E402
 
 CLASSES = ('background', ) + VOC_CLASSES  # N = 21
 

@@ -195,7 +195,7 @@ def test_official_checkpoint_errors():
     # a missing tensor is reported by the strict load into our model
     converted = convert_official_cam_state_dict(official)
     converted.pop('backbone.layer3.1.bn2.running_var')
-    with pytest.raises(RuntimeError, match='layer3.1.bn2.running_var'):
+    with pytest.raises(KeyError, match='layer3.1.bn2.running_var'):
         model.load_state_dict(converted, strict=True)
 
 
@@ -214,9 +214,94 @@ def test_checkpoint_of_another_class_count_fails_loudly():
     from mmengine.runner.checkpoint import load_state_dict
     src = MODELS.build(tiny_cfg(num_classes=4))
     dst = MODELS.build(tiny_cfg(num_classes=6))
-    with pytest.raises(ValueError, match='cam_head.classifier.weight.*4 '
-                       'classes.*num_classes=6'):
+    with pytest.raises(KeyError, match=r'cam_head.classifier.weight: '
+                       r'checkpoint \(4, 64, 1, 1\) vs model \(6, 64, 1, 1\)'):
         load_state_dict(dst, src.state_dict(), strict=False)
+    # the head alone keeps its own message
+    with pytest.raises(ValueError, match='4 classes.*num_classes=6'):
+        dst.cam_head.load_state_dict(src.cam_head.state_dict())
+
+
+# ------------------------------------------- checkpoints that do not match
+def save_checkpoint(path, state_dict):
+    """An MMEngine-style checkpoint file (``meta`` + ``state_dict``)."""
+    torch.save(dict(meta=dict(epoch=1), state_dict=state_dict), str(path))
+    return str(path)
+
+
+def runner_load(model, path):
+    """What Runner.load_checkpoint does for ``load_from`` / tools/test.py."""
+    from mmengine.runner.checkpoint import (_load_checkpoint,
+                                            _load_checkpoint_to_model)
+    checkpoint = _load_checkpoint(path, map_location='cpu')
+    return _load_checkpoint_to_model(model, checkpoint, strict=False,
+                                     revise_keys=[(r'^module\.', '')])
+
+
+def test_load_from_refuses_renamed_or_mis_shaped_backbone_keys(tmp_path):
+    torch.manual_seed(0)
+    src = MODELS.build(tiny_cfg())
+    good = src.state_dict()
+    dst = MODELS.build(tiny_cfg())
+    runner_load(dst, save_checkpoint(tmp_path / 'good.pth', good))
+    for k, v in good.items():
+        torch.testing.assert_close(dst.state_dict()[k], v)
+
+    renamed = {k.replace('backbone.layer2.', 'backbone.stage2.'): v
+               for k, v in good.items()}
+    path = save_checkpoint(tmp_path / 'renamed.pth', renamed)
+    with pytest.raises(KeyError, match=r'model key\(s\) missing from the '
+                       r'checkpoint \(first: backbone\.layer2\.0\.conv1'
+                       r'\.weight, backbone\.layer2\.0\.bn1\.weight'):
+        runner_load(MODELS.build(tiny_cfg()), path)
+
+    shaped = dict(good)
+    shaped['backbone.layer3.0.conv1.weight'] = torch.zeros(32, 16, 1, 1)
+    path = save_checkpoint(tmp_path / 'shaped.pth', shaped)
+    with pytest.raises(KeyError, match=r'backbone\.layer3\.0\.conv1\.weight'
+                       r': checkpoint \(32, 16, 1, 1\) vs model'):
+        runner_load(MODELS.build(tiny_cfg()), path)
+
+    # the DDP prefix is stripped by revise_keys; a wrapper's prefix works too
+    path = save_checkpoint(tmp_path / 'ddp.pth',
+                           {'module.' + k: v for k, v in good.items()})
+    runner_load(MODELS.build(tiny_cfg()), path)
+    wrapper = torch.nn.Module()
+    wrapper.module = MODELS.build(tiny_cfg())
+    with pytest.raises(KeyError, match='backbone.layer2.0.conv1.weight'):
+        from mmengine.runner.checkpoint import load_state_dict
+        load_state_dict(wrapper, {'module.' + k: v
+                                  for k, v in renamed.items()})
+
+
+def test_allow_missing_keys_and_bn_counters(tmp_path):
+    good = MODELS.build(tiny_cfg()).state_dict()
+    no_counters = {k: v for k, v in good.items()
+                   if not k.endswith('num_batches_tracked')}
+    runner_load(MODELS.build(tiny_cfg()),
+                save_checkpoint(tmp_path / 'a.pth', no_counters))
+    no_head = {k: v for k, v in good.items() if not k.startswith('cam_head')}
+    path = save_checkpoint(tmp_path / 'b.pth', no_head)
+    with pytest.raises(KeyError, match='cam_head.classifier.weight'):
+        runner_load(MODELS.build(tiny_cfg()), path)
+    model = MODELS.build(dict(tiny_cfg(), allow_missing_keys=['cam_head.*']))
+    runner_load(model, path)
+    torch.testing.assert_close(model.backbone.conv1.weight,
+                               good['backbone.conv1.weight'])
+
+
+def test_stock_mmseg_test_tool_refuses_a_mismatched_checkpoint(tmp_path):
+    """The stock tools/test.py path: Runner(load_from=...) + runner.test()
+    loads through Runner.load_checkpoint; the renamed key must stop it."""
+    from mmengine.runner import Runner
+    good = MODELS.build(tiny_cfg()).state_dict()
+    renamed = {k.replace('backbone.layer4.', 'backbone.stage4.'): v
+               for k, v in good.items()}
+    path = save_checkpoint(tmp_path / 'renamed.pth', renamed)
+    runner = Runner(model=tiny_cfg(), work_dir=str(tmp_path / 'work'),
+                    load_from=path, default_scope='mmseg')
+    with pytest.raises(KeyError, match=r'first: backbone\.layer4\.0\.conv1'):
+        runner.load_or_resume()
 
 
 def test_other_backbone_by_config_alone():

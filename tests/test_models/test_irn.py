@@ -214,18 +214,42 @@ def test_irnet_predict_is_flip_fused_sigmoid():
     model = build_irn().eval()
     x = torch.randn(1, 3, 64, 72)
     with torch.no_grad():
-        # official EdgeDisplacement: image and flip zero-padded to 512 on the
-        # right/bottom, logits cropped to the stride-4 grid, flip fused
+        # QA-CLIMS / CLIMS EdgeDisplacement (F.pad commented out): the image
+        # and its flip unpadded, logits cropped to the stride-4 grid, flip
+        # fused before the sigmoid
+        unpadded = model._forward(torch.cat([x, x.flip(-1)]))[0]
+        expect = torch.sigmoid(unpadded[0] / 2 + unpadded[1].flip(-1) / 2)
+        # the original IRN pads the image and its flip to 512
         both = F.pad(torch.cat([x, x.flip(-1)]), (0, 512 - 72, 0, 512 - 64))
         logits = model._forward(both)[0][..., :16, :18]
-        expect = torch.sigmoid(logits[0] / 2 + logits[1].flip(-1) / 2)
-        unpadded = model._forward(torch.cat([x, x.flip(-1)]))[0]
-        no_pad = torch.sigmoid(unpadded[0] / 2 + unpadded[1].flip(-1) / 2)
+        padded = torch.sigmoid(logits[0] / 2 + logits[1].flip(-1) / 2)
         sample = SegDataSample(metainfo=dict(img_shape=(61, 70)))
         out = model.predict(x, [sample])[0].pred_edge.data
+        model.test_cfg['pad_size'] = 512
+        sample = SegDataSample(metainfo=dict(img_shape=(61, 70)))
+        out_padded = model.predict(x, [sample])[0].pred_edge.data
     assert out.shape == (1, 16, 18)  # cropped to ceil(61/4), ceil(70/4)
     torch.testing.assert_close(out, expect[:, :16, :18])
-    assert not torch.allclose(out, no_pad[:, :16, :18], atol=1e-3)
+    assert not torch.allclose(out, padded[:, :16, :18], atol=1e-3)
+    # padding stays available as an option
+    torch.testing.assert_close(out_padded, padded[:, :16, :18])
+
+
+def test_irnet_refuses_a_checkpoint_without_its_edge_branch():
+    from mmengine.runner.checkpoint import load_state_dict
+    good = build_irn().state_dict()
+    partial = {k: v for k, v in good.items() if not k.startswith('edge_head')}
+    with pytest.raises(KeyError, match=r'IRNet.*first: edge_head\.'):
+        load_state_dict(build_irn(), partial, strict=False)
+    load_state_dict(build_irn(), good, strict=True)
+
+
+def test_irnet_default_test_cfg_does_not_pad():
+    assert build_irn().test_cfg['pad_size'] is None
+    from mmengine import Config
+    cfg = Config.fromfile(
+        os.path.join(REPO, 'configs/irn/irn_r50_1xb32-3e_voc12aug-512x512.py'))
+    assert cfg.model.test_cfg.get('pad_size') is None
 
 
 # -------------------------------------------------- tools, synthetic data

@@ -130,6 +130,42 @@ def test_missing_qa_feats_is_named(clip_files):
         head.loss_by_feat(cams, images, labels, [samples[0], bare, samples[2]])
 
 
+def clims_reference(cams, images, labels, clip, class_text, bg_text,
+                    threshold, size=32, weights=(10., 24., 1., 0.2),
+                    swap_btm_cbs=False):
+    """CLIMS losses written from the spec (section 5), one pair at a time.
+
+    OTM = mean_k -log(clamp(cos(v_fg, t_class), 1e-4, 0.9999));
+    BTM = mean_k -log(1 - clamp(cos(v_bg, t_class), 1e-4, 0.9999));
+    CBS = sum_k sum_p [cos(v_fg, t_p) > thr] -log(1 - cos(v_fg, t_p));
+    REG = mean(A); v_fg = CLIP(A' * X'), v_bg = CLIP((1 - A') * X').
+    ``swap_btm_cbs`` plants the bug to detect (BG region in CBS, FG in BTM).
+    """
+    w_otm, w_btm, w_cbs, w_reg = weights
+    up = lambda t: F.interpolate(t, (size, size), mode='bilinear',  # noqa
+                                 align_corners=True)
+    otm, btm, cbs, n = 0., 0., 0., 0
+    for b in range(labels.shape[0]):
+        for c in range(labels.shape[1]):
+            if labels[b, c] == 0:
+                continue
+            a = up(cams[b:b + 1, c:c + 1])  # [1, 1, S, S]
+            x = up(images[b:b + 1])  # [1, 3, S, S]
+            v_fg = F.normalize(clip(a * x, None)[0], dim=0)
+            v_bg = F.normalize(clip((1 - a) * x, None)[0], dim=0)
+            t = F.normalize(class_text[c], dim=0)
+            otm = otm - torch.log((v_fg @ t).clamp(1e-4, 0.9999))
+            v_btm, v_cbs = (v_fg, v_bg) if swap_btm_cbs else (v_bg, v_fg)
+            btm = btm - torch.log(1 - (v_btm @ t).clamp(1e-4, 0.9999))
+            for p in range(bg_text.shape[0]):
+                cos = v_cbs @ F.normalize(bg_text[p], dim=0)
+                if cos > threshold:
+                    cbs = cbs - torch.log(1 - cos)
+            n += 1
+    return dict(loss_otm=w_otm * otm / n, loss_btm=w_btm * btm / n,
+                loss_cbs=w_cbs * cbs, loss_reg=w_reg * cams.mean())
+
+
 def test_clims_head_losses(clip_files):
     clip_path, text_dir = clip_files
     torch.manual_seed(1)
@@ -143,32 +179,97 @@ def test_clims_head_losses(clip_files):
     assert head.bg_text_feats.shape == (10, 16)
     assert 'class_text_feats' not in head.state_dict()
     cams, images, labels, samples, _ = batch(num_classes=20)
+    clip = head.clip_on(cams.device)
+    # Text features that the FG and BG regions both match to different,
+    # mostly positive, degrees, so that every loss depends on which region
+    # it sees (the tiny random CLIP alone gives cosines near zero).
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        fg, bg, _, _, pair_class = head.region_images(cams, images, labels)
+        v_fg = F.normalize(clip(fg, None), dim=-1)
+        v_bg = F.normalize(clip(bg, None), dim=-1)
+        for k, c in enumerate(pair_class.tolist()):
+            head.class_text_feats[c] = 2 * v_fg[k] + v_bg[k]
+        mix = torch.rand(10, len(pair_class), generator=g)
+        head.bg_text_feats.copy_(mix @ v_fg + mix.flip(0) @ v_bg +
+                                 0.3 * torch.randn(10, 16, generator=g))
+        cos = F.normalize(clip(fg, None), dim=-1) @ F.normalize(
+            head.bg_text_feats, dim=-1).t()
+    threshold = cos.median().item()  # about half the (pair, prompt) terms
+    head.loss_cbs.threshold = threshold
     cams.requires_grad_(True)
     losses = head.loss_by_feat(cams, images, labels, samples)
     assert set(losses) == {'loss_otm', 'loss_btm', 'loss_cbs', 'loss_reg'}
-    # OTM by hand: mean over pairs of -log(clamp(cos(v_fg, t_class)))
-    fg, bg, _, _, pair_class = head.region_images(cams, images, labels)
-    clip = head.clip_on(cams.device)
-    cos = F.cosine_similarity(clip(fg, None),
-                              head.class_text_feats[pair_class])
-    ref = -torch.log(cos.clamp(1e-4, 0.9999)).mean() * 10
-    torch.testing.assert_close(losses['loss_otm'], ref)
-    sum(losses.values()).backward()
-    assert cams.grad.abs().sum() > 0
+    ref = clims_reference(cams, images, labels, clip, head.class_text_feats,
+                          head.bg_text_feats, threshold)
+    for key in ref:
+        torch.testing.assert_close(losses[key], ref[key], rtol=1e-4,
+                                   atol=1e-5, msg=key)
+    # the check is sensitive: swapped FG / BG regions in BTM and CBS give
+    # clearly different values
+    with torch.no_grad():
+        swapped = clims_reference(cams, images, labels, clip,
+                                  head.class_text_feats, head.bg_text_feats,
+                                  threshold, swap_btm_cbs=True)
+    for key in ('loss_btm', 'loss_cbs'):
+        assert abs(swapped[key] - ref[key]) > 0.05 * ref[key].abs(), key
+    g_ours = torch.autograd.grad(sum(losses.values()), cams)[0]
+    g_ref = torch.autograd.grad(sum(ref.values()), cams)[0]
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-3, atol=1e-6)
+    assert g_ours.abs().sum() > 0
 
 
-def test_batch_without_labels_gives_zero_region_losses(clip_files):
-    """COCO images without labels (official fix 987265f): no crash, zero
-    FRC/BRC attached to the graph, REG as usual."""
+def test_batch_without_labels_gives_all_losses_zero(clip_files):
+    """COCO images without labels (official fix 987265f): no crash, and all
+    three losses, L_REG included, are zeros attached to the graph."""
     head = ritc_head(clip_files[0])
     cams = torch.rand(2, 5, 6, 6, requires_grad=True)
     losses = head.loss_by_feat(cams, torch.randn(2, 3, 40, 40),
                                torch.zeros(2, 5), [])
-    assert losses['loss_frc'].item() == 0 and losses['loss_brc'].item() == 0
-    torch.testing.assert_close(losses['loss_reg'], 0.2 * cams.mean())
+    assert set(losses) == {'loss_frc', 'loss_brc', 'loss_reg'}
+    for name, value in losses.items():
+        assert value.item() == 0, name
+        assert value.requires_grad, name
     sum(losses.values()).backward()
-    torch.testing.assert_close(cams.grad,
-                               torch.full_like(cams, 0.2 / cams.numel()))
+    torch.testing.assert_close(cams.grad, torch.zeros_like(cams))
+
+
+def test_unlabelled_image_of_a_mixed_batch_counts_in_reg(clip_files):
+    """Official: L_REG is the mean over the whole batch, label-less images
+    included; the region losses see only the labelled images' pairs."""
+    head = ritc_head(clip_files[0])
+    cams, images, labels, samples, qa = batch()
+    labels[1] = 0  # image 1 has no label: no QA pairs
+    empty = {k: v[:0] for k, v in qa[1].items()}
+    samples[1] = BaseDataElement(metainfo=dict(img_id='img1'))
+    samples[1].set_field(empty, 'qa_feats')
+    qa[1] = empty
+    losses = head.loss_by_feat(cams, images, labels, samples)
+    torch.testing.assert_close(losses['loss_reg'], 0.2 * cams.mean())
+    assert not torch.allclose(losses['loss_reg'],
+                              0.2 * cams[[0, 2]].mean())
+    ref = reference_ritc_losses(cams, images, labels, qa,
+                                head.clip_on(cams.device),
+                                clip_input_size=32)
+    for key in ('loss_frc', 'loss_brc', 'loss_reg'):
+        torch.testing.assert_close(losses[key], ref[key], rtol=1e-5,
+                                   atol=1e-6)
+
+
+def test_coco_config_keeps_unlabelled_images_with_official_schedule():
+    import os.path as osp
+
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(
+        root, 'configs/qaclims/qaclims_r50-os16_2xb4-155205it_coco14-'
+        '512x512.py'))
+    assert cfg.train_dataloader.dataset.skip_unlabeled is False
+    # all 82,783 train2014 images, batch 4 on 2 GPUs, 15 epochs
+    assert cfg.train_dataloader.batch_size == 4
+    assert cfg.max_iters == (82783 // 4) // 2 * 15 == 155205
+    assert cfg.train_cfg.max_iters == cfg.max_iters
+    assert cfg.param_scheduler[0].end == cfg.max_iters
 
 
 def test_stage2_stem_bn_trains_statistics_with_fixed_parameters():

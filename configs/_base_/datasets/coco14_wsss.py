@@ -1,5 +1,6 @@
 # MS COCO 2014 for WSSS (prepare with tools/dataset_converters/coco14_wsss.py).
-# Training on train2014 with image-level labels (unlabelled images skipped);
+# Training on train2014 with image-level labels (unlabelled images skipped
+# here; the QA-CLIMS COCO config keeps them, as the official run);
 # CAM evaluation on val2014 semantic masks by default.
 _base_ = ['./voc12_wsss.py']
 dataset_type = 'COCO14WSSSDataset'

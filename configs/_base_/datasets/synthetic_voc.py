@@ -5,7 +5,7 @@ _base_ = ['./voc12_wsss.py']
 data_root = 'data/synthetic_voc/VOC2012'
 crop_size = 160
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='RandomLongSideResize', long_range=(128, 224)),
     dict(type='NormalizeImage'),
     dict(type='RandomFlip', prob=0.5),

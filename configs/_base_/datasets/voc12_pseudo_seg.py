@@ -20,7 +20,7 @@ pseudo_mask_dir = 'pseudo_labels/sem_seg'
 crop_size = (321, 321)
 train_scales = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='LoadAnnotations'),
     dict(
         type='RandomChoice',
@@ -31,14 +31,14 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
 # --tta: multi-scale + flip, softmax-averaged by the tta_model
 tta_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 tta_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(
         type='TestTimeAug',
         transforms=[

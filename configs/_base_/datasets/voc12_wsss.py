@@ -10,7 +10,7 @@ cam_scales = (1.0, 0.5, 1.5, 2.0)
 # spec §3.3: random long side in [320, 640] (Pillow bicubic), ImageNet
 # normalisation, flip, random 512 crop padded with 0 AFTER normalisation.
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='RandomLongSideResize', long_range=(320, 640)),
     dict(type='NormalizeImage'),
     dict(type='RandomFlip', prob=0.5),
@@ -19,7 +19,7 @@ train_pipeline = [
 ]
 # spec §6.1: scales 1.0/0.5/1.5/2.0 (the model adds the flip of each scale).
 cam_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='MultiScaleImages', scales=cam_scales),
     dict(type='NormalizeImage'),
     # no-op for splits without masks (with_seg_map=False: CAMs only)

@@ -13,8 +13,8 @@ Conventions:
 
 * **Image ids** are the file stems (``COCO_train2014_000000000009``). Every
   image of the JSON is listed, including the ~1% with no annotation, so that
-  evaluation sees the whole split; training drops them with
-  ``skip_unlabeled=True``.
+  evaluation sees the whole split; QA-CLIMS training keeps them (official),
+  the CAM and IRN training configs drop them with ``skip_unlabeled=True``.
 * **Image-level labels** are the categories of *all* annotations of an image,
   crowd ones included, mapped to 0-based indices through
   :data:`~qaclims_mm.datasets.class_names.COCO_CATEGORY_IDS`. An image with no

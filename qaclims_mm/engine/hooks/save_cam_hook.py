@@ -104,8 +104,8 @@ class SaveCAMHook(Hook):
                 self._save_overlay(sample, img_id)
 
     def _save_overlay(self, sample, img_id: str) -> None:
-        import mmcv
-        image = mmcv.imread(sample.img_path)
+        from ...datasets.image_decoding import read_image
+        image = read_image(sample.img_path, channel_order='bgr')
         cams = sample.pred_cam['high_res'].detach().cpu().numpy()
         titles = [self._classes[k] for k in sample.pred_cam['keys'].tolist()]
         picture = cam_overlay(image, cams, titles)

@@ -195,14 +195,20 @@ class RITCHead(_FrozenCLIPMixin, CAMHead):
         return self.loss_by_feat(cams, images, labels, data_samples)
 
     def _no_pair_losses(self, cams: Tensor) -> Dict[str, Tensor]:
-        """Losses of a batch without any labelled class (COCO): zero region
-        terms attached to the graph, and L_REG (official fix 987265f)."""
+        """Losses of a batch without any labelled class (COCO).
+
+        As the official COCO training loop (fix ``987265f``): when no image
+        of the batch has a label, **all** losses, L_REG included, are zero
+        (here zeros attached to the graph, so every rank still runs its
+        backward). In a batch with at least one labelled image, L_REG is the
+        mean over every image of the batch, label-less ones included (see
+        :meth:`loss_by_feat`).
+        """
         zero = cams.sum() * 0
-        names = [m.loss_name for m in self.children()
-                 if hasattr(m, 'loss_name') and m is not self.loss_reg]
-        losses = {name: zero for name in names}
-        losses[self.loss_reg.loss_name] = self.loss_reg(cams)
-        return losses
+        return {
+            m.loss_name: zero
+            for m in self.children() if hasattr(m, 'loss_name')
+        }
 
     def loss_by_feat(self, cams: Tensor, images: Tensor, labels: Tensor,
                      data_samples: Sequence) -> Dict[str, Tensor]:

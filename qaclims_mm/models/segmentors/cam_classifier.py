@@ -9,6 +9,7 @@ from mmseg.structures import SegDataSample
 
 from ..utils.cam_ops import (aggregate_multiscale_cams, cams_to_seg,
                              flip_fused_cams)
+from .checkpoint_guard import StrictCheckpointMixin
 
 Inputs = Union[torch.Tensor, List[List[torch.Tensor]]]
 
@@ -34,7 +35,7 @@ def multi_hot_labels(data_samples: Sequence[SegDataSample], num_classes: int,
 
 
 @MODELS.register_module()
-class CAMClassifier(BaseSegmentor):
+class CAMClassifier(StrictCheckpointMixin, BaseSegmentor):
     """Image-level classifier producing CAMs (the CAM stage of WSSS).
 
     * ``loss``: backbone → ``cam_head.loss`` with the multi-hot image labels.
@@ -61,6 +62,11 @@ class CAMClassifier(BaseSegmentor):
         data_preprocessor (dict, optional): Defaults to
             ``WSSSDataPreProcessor``.
         init_cfg (dict, optional): Initialisation config.
+        allow_missing_keys (Sequence[str]): ``fnmatch`` patterns of model
+            keys a loaded checkpoint may lack. Any other missing or
+            size-mismatched key makes ``load_from``, ``--resume`` and
+            ``tools/test.py`` fail (:class:`StrictCheckpointMixin`).
+            Defaults to ().
     """
 
     def __init__(self,
@@ -70,11 +76,13 @@ class CAMClassifier(BaseSegmentor):
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 allow_missing_keys: Sequence[str] = ()) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='WSSSDataPreProcessor')
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.allow_missing_keys = tuple(allow_missing_keys)
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck) if neck is not None else None
         self.cam_head = MODELS.build(cam_head)
@@ -88,26 +96,12 @@ class CAMClassifier(BaseSegmentor):
             raise ValueError(f"test_cfg.keys must be 'labels' or 'all', got "
                              f"{self.test_cfg['keys']!r}")
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
-                              missing_keys, unexpected_keys, error_msgs):
-        # mmengine loads load_from / resume non-strictly, so a file without
-        # this network's weights (e.g. the raw official res50_cam.pth) would
-        # leave it random with a mere warning: refuse it instead
-        classifier = prefix + 'cam_head.classifier.weight'
-        has_backbone = any(k.startswith(prefix + 'backbone.')
-                           for k in state_dict)
-        if not has_backbone or classifier not in state_dict:
-            what = 'backbone.* weights' if not has_backbone else classifier
-            hint = ''
-            if any(k.startswith(('resnet50.', 'stage1.', 'module.resnet50.'))
-                   for k in state_dict):
-                hint = (' It is in the official IRN/CLIMS layout: convert it '
-                        'with tools/model_converters/official_cam_to_mmseg.py')
-            raise KeyError(f'the checkpoint loaded into {type(self).__name__} '
-                           f'has no {what}.{hint}')
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+    def _checkpoint_hint(self, state_dict: dict, prefix: str) -> str:
+        if any(k.startswith(('resnet50.', 'stage1.', 'module.resnet50.'))
+               for k in state_dict):
+            return (' It is in the official IRN/CLIMS layout: convert it '
+                    'with tools/model_converters/official_cam_to_mmseg.py')
+        return ''
 
     # ------------------------------------------------------------------ core
     def extract_feat(self, inputs: torch.Tensor) -> List[torch.Tensor]:

@@ -10,10 +10,11 @@ from mmseg.structures import SegDataSample
 
 from ...refine.path_index import PathIndex
 from ..heads.irn_heads import irn_affinity_displacement_loss
+from .checkpoint_guard import StrictCheckpointMixin
 
 
 @MODELS.register_module()
-class IRNet(BaseSegmentor):
+class IRNet(StrictCheckpointMixin, BaseSegmentor):
     """IRNet over a frozen ResNet: edge and displacement branches.
 
     * Features: the stem output (after max-pooling) and the four stages of
@@ -28,8 +29,10 @@ class IRNet(BaseSegmentor):
       ``aff_labels`` field of every data sample (:class:`AffinityLabels`).
     * ``predict``: the boundary map ``sigmoid((e(x) + flip(e(flip(x)))) / 2)``
       at stride 4 (``test_cfg.flip``, default True), cropped to
-      ``ceil(H / 4) x ceil(W / 4)`` of the unpadded image, as
-      ``pred_edge`` (``PixelData``, ``[1, h, w]``).
+      ``ceil(H / 4) x ceil(W / 4)`` of the image, as ``pred_edge``
+      (``PixelData``, ``[1, h, w]``). The image is not padded by default,
+      as QA-CLIMS / CLIMS ``EdgeDisplacement`` (whose ``F.pad`` is commented
+      out); ``test_cfg.pad_size`` switches on the original IRN padding.
 
     Args:
         backbone (dict): A ResNet config (e.g. mmseg ``ResNet``, strides
@@ -39,11 +42,18 @@ class IRNet(BaseSegmentor):
         train_cfg (dict, optional): ``radius`` of the training pairs
             (default 10).
         test_cfg (dict, optional): ``flip`` (default True), ``stride``
-            (default 4).
+            (default 4) and ``pad_size`` (default None: no padding, as
+            QA-CLIMS and CLIMS; an int such as 512 zero-pads the image on the
+            right and bottom to at least that size, a multiple of 16, as the
+            original IRN repository).
         freeze_backbone (bool): Freeze the backbone. Defaults to True.
         data_preprocessor (dict, optional): Defaults to
             ``WSSSDataPreProcessor``.
         init_cfg (dict, optional): Initialisation config.
+        allow_missing_keys (Sequence[str]): ``fnmatch`` patterns of model
+            keys a loaded checkpoint may lack; any other missing or
+            size-mismatched key fails the load
+            (:class:`StrictCheckpointMixin`). Defaults to ().
     """
 
     def __init__(self,
@@ -54,11 +64,13 @@ class IRNet(BaseSegmentor):
                  test_cfg: Optional[dict] = None,
                  freeze_backbone: bool = True,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 allow_missing_keys: Sequence[str] = ()) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='WSSSDataPreProcessor')
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.allow_missing_keys = tuple(allow_missing_keys)
         self.backbone = MODELS.build(backbone)
         if not hasattr(self.backbone, 'res_layers'):
             raise TypeError(f'IRNet needs a ResNet-style backbone with '
@@ -68,7 +80,7 @@ class IRNet(BaseSegmentor):
         self.displacement_head = MODELS.build(displacement_head)
         self.train_cfg = dict(radius=10)
         self.train_cfg.update(train_cfg or {})
-        self.test_cfg = dict(flip=True, stride=4, pad_size=512)
+        self.test_cfg = dict(flip=True, stride=4, pad_size=None)
         self.test_cfg.update(test_cfg or {})
         self.path_index = PathIndex(self.train_cfg['radius'])
         self.freeze_backbone = freeze_backbone
@@ -113,21 +125,26 @@ class IRNet(BaseSegmentor):
                       batch_img_metas: List[dict]) -> torch.Tensor:
         """Boundary probabilities ``[B, 1, ceil(H/4), ceil(W/4)]``.
 
-        As the official ``EdgeDisplacement``: the image (and its flip) are
-        zero-padded on the right and bottom to ``test_cfg.pad_size`` (512;
-        larger images to their size rounded up to 16), the edge logits are
-        cropped back to the image's stride-4 grid, and the flipped logits are
-        flipped back and averaged before the sigmoid. The padding matters:
-        GroupNorm statistics and the upsampled deep features see it.
+        As QA-CLIMS / CLIMS ``EdgeDisplacement``: the edge logits of the image
+        and of its flip are cropped to the image's stride-4 grid, and the
+        flipped logits are flipped back and averaged before the sigmoid. By
+        default the image is **not** padded (the official ``F.pad`` is
+        commented out in QA-CLIMS and CLIMS ``net/resnet50_irn.py``). With an
+        int ``test_cfg.pad_size`` the image (and its flip) are first
+        zero-padded on the right and bottom to ``pad_size`` (larger images to
+        their size rounded up to 16), as the original IRN repository; that
+        changes the GroupNorm statistics and the border features, hence the
+        edges.
         """
         h, w = inputs.shape[-2:]
-        pad = int(self.test_cfg['pad_size'])
-        ph = max(pad, -(-h // 16) * 16)
-        pw = max(pad, -(-w // 16) * 16)
         b = inputs.shape[0]
         x = torch.cat([inputs, inputs.flip(-1)]) if self.test_cfg['flip'] \
             else inputs
-        x = F.pad(x, (0, pw - w, 0, ph - h))
+        pad = self.test_cfg.get('pad_size')
+        if pad is not None:
+            ph = max(int(pad), -(-h // 16) * 16)
+            pw = max(int(pad), -(-w // 16) * 16)
+            x = F.pad(x, (0, pw - w, 0, ph - h))
         stride = self.test_cfg['stride']
         logits = self.edge_head(self.extract_feat(x))
         logits = logits[..., :-(-h // stride), :-(-w // stride)]

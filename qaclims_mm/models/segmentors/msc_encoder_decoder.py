@@ -22,7 +22,6 @@ probabilities.
 import copy
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import mmcv
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -34,7 +33,9 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import add_prefix
 from torch import Tensor
 
+from ...datasets.image_decoding import read_image
 from ...refine.crf import crf_from_probs
+from .checkpoint_guard import StrictCheckpointMixin
 
 #: DeepLab's dCRF settings (spec §6.7; ``CRF`` section of the CLIMS configs).
 DEFAULT_CRF_CFG = dict(n_iters=10, pos_xy_std=1, pos_w=3, bi_xy_std=67,
@@ -88,9 +89,8 @@ def dense_crf_labels(img_path: str, probs: Tensor,
     if not img_path:
         raise ValueError('dense CRF post-processing needs the image path of '
                          'every sample (data_sample.img_path)')
-    image = mmcv.imread(img_path, flag='color', channel_order='rgb')
-    if image is None:
-        raise FileNotFoundError(f'dense CRF: cannot read image {img_path}')
+    # decoded as the pipeline does: EXIF orientation ignored
+    image = read_image(img_path, channel_order='rgb')
     if image.shape[:2] != tuple(probs.shape[-2:]):
         raise ValueError(
             f'dense CRF: image {img_path} is {image.shape[:2]} but the '
@@ -112,7 +112,7 @@ def crf_status(test_cfg) -> str:
 
 
 @MODELS.register_module()
-class MSCEncoderDecoder(EncoderDecoder):
+class MSCEncoderDecoder(StrictCheckpointMixin, EncoderDecoder):
     """Encoder-decoder with DeepLab v2 multi-scale inputs and max fusion.
 
     Training returns one loss set per output: ``decode_scale1.0.*`` (the
@@ -128,6 +128,11 @@ class MSCEncoderDecoder(EncoderDecoder):
             False): it changes the feature sizes, e.g. 31 instead of 30 for
             the 0.75 branch of a 321 crop, 48 instead of 47 rows for a
             375-pixel image. Defaults to False.
+        allow_missing_keys (Sequence[str]): ``fnmatch`` patterns of model
+            keys a loaded checkpoint may lack; any other missing or
+            size-mismatched key fails ``load_from``, ``--resume`` and
+            ``tools/test.py`` (:class:`StrictCheckpointMixin`). Defaults to
+            ().
         **kwargs: Passed to :class:`mmseg.models.EncoderDecoder`. In
             ``test_cfg``: ``crf`` (bool, default False) applies the dense CRF
             to every prediction; ``crf_cfg`` (dict) overrides
@@ -135,8 +140,10 @@ class MSCEncoderDecoder(EncoderDecoder):
     """
 
     def __init__(self, scales: Sequence[float] = (0.5, 0.75),
-                 stem_pool_ceil_mode: bool = False, **kwargs):
+                 stem_pool_ceil_mode: bool = False,
+                 allow_missing_keys: Sequence[str] = (), **kwargs):
         super().__init__(**kwargs)
+        self.allow_missing_keys = tuple(allow_missing_keys)
         if stem_pool_ceil_mode:
             pool = getattr(self.backbone, 'maxpool', None)
             if not isinstance(pool, torch.nn.MaxPool2d):
