@@ -6,6 +6,7 @@ ops); the tests read the JSON and markdown it writes.
 """
 import json
 import math
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -163,3 +164,19 @@ print('built ok')
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'built ok' in proc.stdout
+
+
+def test_shell_wrapper_runs_the_suite_and_keeps_the_log(tmp_path):
+    out = tmp_path / 'out'
+    env = dict(os.environ, PYTHON=sys.executable, SUITE_TIMEOUT='300')
+    proc = subprocess.run(
+        ['bash', osp.join(REPO, 'benchmarks', 'gpu_suite.sh'), str(out),
+         '--smoke', '--device', 'cpu', '--only', 'random_walk'],
+        capture_output=True, text=True, timeout=400, env=env,
+        cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    with open(out / 'results.json') as f:
+        res = json.load(f)
+    assert list(res['benchmarks']) == ['random_walk_64x48']
+    assert res['benchmarks']['random_walk_64x48']['equal'] is True
+    assert '| random_walk_64x48 |' in (out / 'log.txt').read_text()
