@@ -57,6 +57,53 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def make_questions(num_images: int, classes: int, seed: int = 1) -> list:
+    """The 16 QAPE questions (6 FG + 10 BG) of ``classes`` random VOC
+    classes per image, one flat list per image."""
+    qs = QuestionSet()
+    rng = np.random.default_rng(seed)
+    questions = []
+    for _ in range(num_images):
+        names = rng.choice(VOC_CLASSES, classes, replace=False)
+        questions.append([q for n in names for q in
+                          qs.format('fg', n) + qs.format('bg', n)])
+    return questions
+
+
+def compare_paths(engine: BlipVQAEngine, images: list, questions: list,
+                  max_seconds: float = float('inf')) -> dict:
+    """Answer with the official one-question loop, then with the batched
+    engine, on the same images and questions.
+
+    The loop stops after the first image that ends past ``max_seconds``; the
+    batched path then answers the same images.
+
+    Returns:
+        dict: ``images`` (how many were answered), ``questions``,
+        ``t_naive``, ``t_batched`` (seconds), ``mismatches`` (answers that
+        differ), ``naive`` and ``batched`` (the answers).
+    """
+    engine.answer(images[:1], [questions[0][:2]])  # warm-up
+    sync(engine.device)
+    naive = []
+    t0 = time.perf_counter()
+    for img, qq in zip(images, questions):
+        naive.append([engine.answer_naive(img, q) for q in qq])
+        sync(engine.device)
+        if time.perf_counter() - t0 > max_seconds:
+            break
+    t_naive = time.perf_counter() - t0
+    n = len(naive)
+    t0 = time.perf_counter()
+    batched = engine.answer(images[:n], questions[:n])
+    sync(engine.device)
+    t_batched = time.perf_counter() - t0
+    diff = sum(a != b for x, y in zip(batched, naive) for a, b in zip(x, y))
+    return dict(images=n, questions=sum(len(q) for q in questions[:n]),
+                t_naive=t_naive, t_batched=t_batched, mismatches=diff,
+                naive=naive, batched=batched)
+
+
 def main(argv=None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--num-images', type=int, default=16)
@@ -87,34 +134,17 @@ def main(argv=None) -> float:
                                dtype=args.dtype, image_size=480,
                                batch_size=args.batch_size)
         images = make_images(args.num_images)
-        qs = QuestionSet()
-        rng = np.random.default_rng(1)
-        questions = []
-        for _ in images:
-            names = rng.choice(VOC_CLASSES, args.classes, replace=False)
-            questions.append([q for n in names for q in
-                              qs.format('fg', n) + qs.format('bg', n)])
+        questions = make_questions(args.num_images, args.classes)
         num_pairs = args.num_images * args.classes
         num_questions = sum(len(q) for q in questions)
         print(f'model: {model_path if args.model_path else "tiny random BLIP"}'
               f' | device {engine.device} | dtype {engine.dtype} | '
               f'{args.num_images} images, {num_pairs} pairs, '
               f'{num_questions} questions')
+        r = compare_paths(engine, images, questions)
+        t_naive, t_batched = r['t_naive'], r['t_batched']
 
-        engine.answer(images[:1], [questions[0][:2]])  # warm-up
-        sync(engine.device)
-        t0 = time.perf_counter()
-        naive = [[engine.answer_naive(img, q) for q in qq]
-                 for img, qq in zip(images, questions)]
-        sync(engine.device)
-        t_naive = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        batched = engine.answer(images, questions)
-        sync(engine.device)
-        t_batched = time.perf_counter() - t0
-
-    diff = sum(a != b for x, y in zip(batched, naive) for a, b in zip(x, y))
+    diff = r['mismatches']
     if diff > args.max_mismatch_rate * num_questions:
         raise AssertionError(f'{diff} of {num_questions} answers differ '
                              f'between the batched and the naive path')

@@ -16,16 +16,22 @@ CLIP — for a GPU. ``--bf16`` / ``--checkpointing`` time those options of ours
 (memory/speed levers; not part of the fp32 parity check).
 """
 import argparse
-import time
+import os.path as osp
+import sys
 
-import torch
-import torch.nn.functional as F
-from mmengine.registry import init_default_scope
-from mmengine.structures import BaseDataElement
-from mmseg.registry import MODELS
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+sys.path.insert(1, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import qaclims_mm  # noqa: F401
-from qaclims_mm.models.utils.ritc_reference import reference_ritc_losses
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from bench_utils import measure  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from mmengine.structures import BaseDataElement  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
+
+import qaclims_mm  # noqa: E402,F401
+from qaclims_mm.models.utils.ritc_reference import \
+    reference_ritc_losses  # noqa: E402
 
 PRESETS = {
     'small': dict(
@@ -41,6 +47,15 @@ PRESETS = {
 
 
 def make_batch(p: dict, device: torch.device, seed: int = 0):
+    """Random CAMs, images, labels (``pairs_per_image`` classes each) and
+    unit-norm QA text features for preset ``p``.
+
+    Returns:
+        tuple: ``cams`` ``[B, C, h, w]``, ``images`` ``[B, 3, H, W]``,
+        ``labels`` ``[B, C]``, the data samples carrying ``qa_feats`` (for
+        :class:`RITCHead`) and the per-image ``qa_feats`` dicts (for
+        :func:`reference_ritc_losses`).
+    """
     g = torch.Generator().manual_seed(seed)
     b, c, d = p['batch'], p['classes'], p['clip']['embed_dim']
     labels = torch.zeros(b, c)
@@ -73,19 +88,30 @@ def fmt_mb(mb: float) -> str:
 
 def timed(fn, repeats: int, device: torch.device):
     """Mean seconds per call (after one warm-up), peak CUDA memory (MB)."""
-    fn()
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = fn()
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = float('nan')
-    return (time.perf_counter() - start) / repeats, peak, out
+    r = measure(fn, device, repeats)
+    peak = r['peak_mb'] if device.type == 'cuda' else float('nan')
+    return r['seconds'], peak, r['out']
+
+
+def build_ritc_head(p: dict, device: torch.device, **clip_opts):
+    """A :class:`RITCHead` with a random mask-prompted CLIP of preset ``p``.
+
+    Needs the ``mmseg`` default scope (``init_default_scope('mmseg')``).
+
+    Args:
+        p (dict): A :data:`PRESETS` entry (``clip`` config, ``classes``).
+        device (torch.device): Where the head and its CLIP go.
+        **clip_opts: :class:`MaskPromptedCLIP` options (``autocast_dtype``,
+            ``checkpointing``).
+    """
+    torch.manual_seed(0)
+    clip = dict(type='MaskPromptedCLIP', model_cfg=p['clip'], **clip_opts)
+    head = MODELS.build(dict(
+        type='RITCHead', in_channels=p.get('in_channels', 8),
+        num_classes=p['classes'], clip=clip,
+        clip_input_size=p['clip']['vision_cfg']['image_size'])).to(device)
+    head.clip_on(device)
+    return head
 
 
 def main() -> None:
@@ -105,12 +131,7 @@ def main() -> None:
     device = torch.device(args.device)
 
     def head_with(**opts):
-        torch.manual_seed(0)
-        clip = dict(type='MaskPromptedCLIP', model_cfg=p['clip'], **opts)
-        return MODELS.build(dict(
-            type='RITCHead', in_channels=8, num_classes=p['classes'],
-            clip=clip,
-            clip_input_size=p['clip']['vision_cfg']['image_size'])).to(device)
+        return build_ritc_head(p, device, **opts)
 
     head = head_with()
     clip = head.clip_on(device)

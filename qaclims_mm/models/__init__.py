@@ -11,8 +11,10 @@ __all__ = ['WSSSDataPreProcessor', 'CAMHead', 'MaskPromptedCLIP']
 try:
     import mmseg.models  # noqa: F401
 except ImportError as e:  # e.g. mmcv-lite: mmseg.models imports mmcv.ops
-    from ..utils.env import tolerate_missing_full_stack
+    from ..utils.env import (allow_model_registry_without_full_stack,
+                             tolerate_missing_full_stack)
     tolerate_missing_full_stack(e, 'segmentors (CAMClassifier, ...)')
+    allow_model_registry_without_full_stack()
 else:
     from .heads.aspp_v2_head import ASPPV2Head  # noqa: F401
     from .segmentors import (CAMClassifier, DenseCRFSegTTAModel,  # noqa: F401

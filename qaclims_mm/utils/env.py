@@ -111,3 +111,28 @@ def setup_env() -> None:
         pass
     _guard_mmpretrain_multimodal()
     _DONE = True
+
+
+def allow_model_registry_without_full_stack() -> None:
+    """Let ``mmseg.registry.MODELS`` build the core components on mmcv-lite.
+
+    mmengine imports a registry's ``locations`` on its first lookup; for
+    ``MODELS`` (and the other registries located in ``mmseg.models``) that
+    import needs mmcv's ops. Without them *every* ``MODELS.build`` would fail,
+    also for what qaclims_mm registers itself (RITCHead, the losses,
+    MaskPromptedCLIP). When the full stack is absent, those registries are
+    marked as imported (mmengine's ``_imported`` flag): lookups see the
+    registered components, and an mmseg model stays a plain "not in the
+    registry" KeyError. With the full stack nothing changes.
+    """
+    if full_stack_available():
+        return
+    try:
+        import mmseg.registry as mmseg_registry
+        from mmengine.registry import Registry
+    except ImportError:
+        return
+    for obj in vars(mmseg_registry).values():
+        if isinstance(obj, Registry) and 'mmseg.models' in getattr(
+                obj, '_locations', ()):
+            obj._imported = True

@@ -399,13 +399,18 @@ def build_tiny_blip_vqa(save_dir: str,
                         hidden_size: int = 64,
                         vision_layers: int = 4,
                         text_layers: int = 2,
-                        seed: int = 0) -> str:
+                        seed: int = 0,
+                        vision_heads: int = 4,
+                        text_heads: int = 2,
+                        vocab_size: Optional[int] = None) -> str:
     """Write a randomly initialised, tiny BLIP VQA model + processor.
 
     The vocabulary is a small WordPiece file (``vocab.txt``) of question
     words, class names and letters; the processor resizes to ``image_size``.
     The shapes keep the real model's balance (a long image-token sequence, a
-    short question), so timings compare the two engine paths fairly.
+    short question), so timings compare the two engine paths fairly. With
+    ``hidden_size=768``, 12 layers, 12 heads and ``vocab_size=30524`` it has
+    the size of the real BLIP VQA (ViT-B/16, BERT-base encoder and decoder).
 
     Args:
         save_dir (str): Output folder (``save_pretrained`` layout).
@@ -418,6 +423,12 @@ def build_tiny_blip_vqa(save_dir: str,
         text_layers (int): Layers of the text encoder and of the decoder.
             Defaults to 2.
         seed (int): Weight seed. Defaults to 0.
+        vision_heads (int): Attention heads of the ViT. Defaults to 4.
+        text_heads (int): Attention heads of the text encoder and decoder.
+            Defaults to 2.
+        vocab_size (int, optional): Pad the vocabulary with ``[unusedN]``
+            tokens to this size (the real model has 30,524, which sizes the
+            decoder's output layer). Defaults to None (no padding).
 
     Returns:
         str: ``save_dir``.
@@ -431,6 +442,11 @@ def build_tiny_blip_vqa(save_dir: str,
     words = list(dict.fromkeys(_TINY_WORDS))
     vocab = specials + ['?', '.', ','] + letters + [
         '##' + c for c in letters] + [w for w in words if w not in letters]
+    if vocab_size is not None:
+        if vocab_size < len(vocab):
+            raise ValueError(f'vocab_size {vocab_size} is below the '
+                             f'{len(vocab)} tokens of the tiny vocabulary')
+        vocab += [f'[unused{i}]' for i in range(vocab_size - len(vocab))]
     vocab_file = osp.join(save_dir, 'vocab.txt')
     with open(vocab_file, 'w', encoding='utf-8') as f:
         f.write('\n'.join(vocab) + '\n')
@@ -451,7 +467,7 @@ def build_tiny_blip_vqa(save_dir: str,
             encoder_hidden_size=hidden_size,
             intermediate_size=hidden_size * 4,
             num_hidden_layers=text_layers,
-            num_attention_heads=2,
+            num_attention_heads=text_heads,
             max_position_embeddings=64,
             pad_token_id=0,
             sep_token_id=vocab.index('[SEP]'),
@@ -461,7 +477,7 @@ def build_tiny_blip_vqa(save_dir: str,
             hidden_size=hidden_size,
             intermediate_size=hidden_size * 4,
             num_hidden_layers=vision_layers,
-            num_attention_heads=4,
+            num_attention_heads=vision_heads,
             image_size=image_size,
             patch_size=patch_size,
             initializer_range=0.2))
