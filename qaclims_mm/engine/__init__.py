@@ -1,3 +1,3 @@
-from .hooks import CAMToPseudoLabelHook, SaveCAMHook
+from .hooks import CAMToPseudoLabelHook, NumClassesCheckHook, SaveCAMHook
 
-__all__ = ['SaveCAMHook', 'CAMToPseudoLabelHook']
+__all__ = ['SaveCAMHook', 'CAMToPseudoLabelHook', 'NumClassesCheckHook']

@@ -1,4 +1,9 @@
 from .cam_to_pseudo_label_hook import CAMToPseudoLabelHook
+from .num_classes_check_hook import (NumClassesCheckHook,
+                                     add_num_classes_check, check_num_classes)
 from .save_cam_hook import SaveCAMHook, cam_overlay
 
-__all__ = ['SaveCAMHook', 'cam_overlay', 'CAMToPseudoLabelHook']
+__all__ = [
+    'SaveCAMHook', 'cam_overlay', 'CAMToPseudoLabelHook',
+    'NumClassesCheckHook', 'add_num_classes_check', 'check_num_classes'
+]
