@@ -27,7 +27,6 @@ the log). Nothing is downloaded: a missing file is a ``FileNotFoundError``
 that says where the file comes from.
 """
 import os.path as osp
-import pickle
 from typing import Dict, Optional
 
 import numpy as np
@@ -36,6 +35,8 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmseg.registry import MODELS
 from torch import Tensor
+
+from ...utils.safe_load import load_torch_weights
 
 OPENAI_VIT_L14_URL = (
     'https://openaipublic.azureedge.net/clip/models/b8cca3fd41ae0c99ba7e8951'
@@ -64,12 +65,19 @@ def _require_file(path: str, hint: str) -> str:
 
 
 def _torch_load(path: str) -> object:
-    """``torch.load`` on CPU; falls back to full unpickling for trusted
-    checkpoints that hold non-tensor objects (e.g. detectron2 metadata)."""
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:
-        return torch.load(path, map_location='cpu', weights_only=False)
+    """``torch.load(weights_only=True)`` on CPU, never full unpickling.
+
+    A file that needs more than tensors and plain containers (e.g. a
+    detectron2 checkpoint pickling its own metadata classes) could run code
+    when unpickled, so it is refused with an error that names it.
+
+    Raises:
+        pickle.UnpicklingError: naming ``path``.
+    """
+    return load_torch_weights(
+        path, hint='CLIP / OV-Seg weights are read as tensors only. If you '
+        'trust the file, re-save its tensors once as a plain state dict '
+        '(torch.save({name: tensor, ...})) and pass that file.')
 
 
 def _as_tensor(value: object, key: str, path: str) -> Tensor:
