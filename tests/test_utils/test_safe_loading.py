@@ -293,7 +293,19 @@ def _scalars(work_dir: str) -> list:
     return sorted(rows, key=lambda r: r['step'])
 
 
-def test_real_mmengine_checkpoints_train_resume_load(tmp_path, crafted):
+@pytest.fixture
+def own_default_scope():
+    """Drop the default scopes the runners create, so later tests keep
+    theirs (a Runner makes its scope the current one process-wide)."""
+    from mmengine.registry import DefaultScope
+    before = set(DefaultScope._instance_dict)
+    yield
+    for name in set(DefaultScope._instance_dict) - before:
+        DefaultScope._instance_dict.pop(name)
+
+
+def test_real_mmengine_checkpoints_train_resume_load(tmp_path, crafted,
+                                                     own_default_scope):
     from mmengine.runner import load_checkpoint
     work = str(tmp_path / 'work')
     runner = _runner(work, max_iters=4)
