@@ -335,3 +335,117 @@ def test_real_mmengine_checkpoints_train_resume_load(tmp_path, crafted,
     # the same runner code path refuses the crafted file
     with pytest.raises(pickle.UnpicklingError, match='refused getattr'):
         resumed.load_checkpoint(crafted[0])
+
+
+# --------------------------------------------------------------------------
+# TorchScript archives (OpenAI's CLIP release): tensors only, no TorchScript
+# --------------------------------------------------------------------------
+
+
+class _Block(torch.nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.ln_1 = torch.nn.LayerNorm(8)
+        self.attn = torch.nn.MultiheadAttention(8, 2)
+        self.mlp = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(),
+                                       torch.nn.Linear(16, 8))
+
+    def forward(self, x):
+        y = self.ln_1(x)
+        return x + self.attn(y, y, y, need_weights=False)[0] + self.mlp(x)
+
+
+class _Tower(torch.nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 8, 4, 4, bias=False)
+        self.class_embedding = torch.nn.Parameter(torch.randn(8))
+        self.resblocks = torch.nn.Sequential(_Block(), _Block())
+        self.register_buffer('stat', torch.arange(3))
+
+    def forward(self, x):
+        t = self.conv1(x).flatten(2).permute(2, 0, 1) + self.class_embedding
+        return self.resblocks(t)
+
+
+class _Outer(torch.nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        self.visual = _Tower()
+
+    def forward(self, x):
+        return self.visual(x)
+
+
+@pytest.mark.parametrize('mode', ['trace', 'script'])
+def test_torchscript_tensors_equal_jit_state_dict(tmp_path, mode):
+    import warnings
+
+    from qaclims_mm.utils.safe_load import load_torchscript_tensors
+    torch.manual_seed(0)
+    model = _Outer().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        scripted = (torch.jit.trace(model, torch.randn(1, 3, 8, 8))
+                    if mode == 'trace' else torch.jit.script(model))
+    path = str(tmp_path / 'm.pt')
+    torch.jit.save(scripted, path)
+    ref = model.state_dict()
+    got = load_torchscript_tensors(path)
+    assert sorted(got) == sorted(ref)
+    for key, value in ref.items():
+        assert got[key].dtype == value.dtype
+        assert torch.equal(got[key], value), key
+
+
+def test_torchscript_reader_refuses_other_globals(tmp_path):
+    from qaclims_mm.utils.safe_load import load_torchscript_tensors
+    marker = str(tmp_path / 'marker')
+    path = str(tmp_path / 'fake.pt')
+    with zipfile.ZipFile(path, 'w') as z:
+        z.writestr('fake/data.pkl', pickle.dumps(_Payload(marker),
+                                                 protocol=2))
+        z.writestr('fake/constants.pkl', pickle.dumps(()))
+    with pytest.raises(pickle.UnpicklingError,
+                       match=r'fake\.pt: unsupported global .*\.eval'):
+        load_torchscript_tensors(path)
+    assert not osp.exists(marker)
+    with pytest.raises(ValueError, match='not a TorchScript archive'):
+        load_torchscript_tensors(write_torch_file(
+            str(tmp_path / 'plain.pth'), pickle.dumps({}, protocol=2)))
+
+
+def test_text_encoder_reads_openai_torchscript(tmp_path):
+    """OpenAI's ``ViT-L-14.pt`` is a TorchScript archive: the text encoder
+    reads its tensors (open_clip's ``torch.load(weights_only=True)`` refuses
+    TorchScript, and ``torch.jit.load`` would run it)."""
+    import warnings
+
+    import open_clip
+    from open_clip.model import CLIP
+
+    from qaclims_mm.qape.text_cache import load_text_encoder
+    cfg = {'embed_dim': 16,
+           'vision_cfg': {'image_size': 32, 'layers': 1, 'width': 32,
+                          'head_width': 16, 'patch_size': 16},
+           'text_cfg': {'context_length': 77, 'vocab_size': 49408,
+                        'width': 32, 'heads': 2, 'layers': 1}}
+    cfg_path = tmp_path / 'qaclims-tiny-jit.json'
+    cfg_path.write_text(json.dumps(cfg))
+    open_clip.add_model_config(str(cfg_path))
+    torch.manual_seed(0)
+    model = CLIP(**cfg).eval()
+    text = open_clip.get_tokenizer('qaclims-tiny-jit')(['a photo of a cat.'])
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        traced = torch.jit.trace(model, (torch.randn(1, 3, 32, 32), text),
+                                 check_trace=False)
+    path = str(tmp_path / 'ViT-tiny.pt')
+    torch.jit.save(traced, path)
+    loaded, tokenizer = load_text_encoder('qaclims-tiny-jit', pretrained=path)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode_text(tokenizer(
+            ['a photo of a cat.'])), model.encode_text(text))

@@ -27,6 +27,7 @@ the log). Nothing is downloaded: a missing file is a ``FileNotFoundError``
 that says where the file comes from.
 """
 import os.path as osp
+import pickle
 from typing import Dict, Optional
 
 import numpy as np
@@ -36,7 +37,7 @@ from mmengine.logging import print_log
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ...utils.safe_load import load_torch_weights
+from ...utils.safe_load import load_torch_weights, load_torchscript_tensors
 
 OPENAI_VIT_L14_URL = (
     'https://openaipublic.azureedge.net/clip/models/b8cca3fd41ae0c99ba7e8951'
@@ -149,7 +150,8 @@ def _check_and_load(model: nn.Module, tensors: Dict[str, Tensor],
 def load_openai_weights(model: nn.Module, path: str) -> int:
     """Load OpenAI CLIP weights into the visual tower of ``model``.
 
-    Accepts the OpenAI JIT archive (``ViT-L-14.pt``) or a plain state dict in
+    Accepts the OpenAI JIT archive (``ViT-L-14.pt``, whose tensors are read
+    without running its TorchScript) or a plain state dict in
     the same naming (optionally under ``'state_dict'`` with a ``module.``
     prefix, as open_clip training writes it). Every visual tensor must be
     present; a ``visual.mask_embedding`` entry, if any, is loaded too.
@@ -166,10 +168,15 @@ def load_openai_weights(model: nn.Module, path: str) -> int:
         RuntimeError: visual keys missing, unexpected or of the wrong shape.
     """
     path = _require_file(path, _OPENAI_HINT)
-    try:  # the official release is a TorchScript archive
-        state_dict = torch.jit.load(path, map_location='cpu').state_dict()
-    except RuntimeError:
+    try:  # the official release is a TorchScript archive: tensors only
+        state_dict = load_torchscript_tensors(path)
+    except ValueError:  # not TorchScript: a torch.save state dict
         state_dict = _torch_load(path)
+    except pickle.UnpicklingError as e:
+        raise pickle.UnpicklingError(
+            f'{e}\nIf you trust the file, re-save its weights once as a '
+            "plain state dict: torch.save(torch.jit.load(path).state_dict(), "
+            "'ViT-L-14_state_dict.pth'), and pass that file.") from e
     if not isinstance(state_dict, dict):
         raise TypeError(f'{path}: expected a state dict, got '
                         f'{type(state_dict).__name__}.')
