@@ -1,3 +1,3 @@
-from .hooks import CAMToPseudoLabelHook, SaveCAMHook
+from .hooks import CAMToPseudoLabelHook, SaveCAMHook, WSSSVisualizationHook
 
-__all__ = ['SaveCAMHook', 'CAMToPseudoLabelHook']
+__all__ = ['SaveCAMHook', 'CAMToPseudoLabelHook', 'WSSSVisualizationHook']
