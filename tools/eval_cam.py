@@ -20,7 +20,8 @@ import numpy as np  # noqa: E402
 
 from qaclims_mm.datasets.class_names import (COCO_CLASSES,  # noqa: E402
                                              VOC_CLASSES)
-from qaclims_mm.evaluation.cam_sweep import (default_thresholds,  # noqa: E402
+from qaclims_mm.evaluation.cam_sweep import (check_threshold,  # noqa: E402
+                                             default_thresholds,
                                              evaluate_cam_dir,
                                              format_sweep_report,
                                              sweep_summary)
@@ -49,9 +50,20 @@ def parse_args(argv=None) -> argparse.Namespace:
                         '(default: 20)')
     parser.add_argument('--cam-type', choices=('high_res', 'cam'),
                         default='high_res',
-                        help='CAM entry to score (default: high_res)')
+                        help='CAM entry to score (default: high_res, as the '
+                        'official evaluation); cam (stride 4) is upsampled '
+                        '4x bilinearly and cropped to the GT size first')
     parser.add_argument('--ignore-index', type=int, default=255)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        check_threshold(args.thr, '--thr')
+        if args.sweep is not None:
+            check_threshold(args.sweep[0], '--sweep START')
+            check_threshold(args.sweep[1], '--sweep STOP')
+            default_thresholds(*args.sweep)  # checks STEP > 0, STOP >= START
+    except ValueError as e:
+        parser.error(str(e))
+    return args
 
 
 def main(argv=None) -> int:
@@ -63,6 +75,9 @@ def main(argv=None) -> int:
         thresholds = np.unique(np.round(np.append(
             default_thresholds(*sweep), args.thr), 10))
     img_ids = read_split(args.split_file)
+    if not img_ids:
+        raise SystemExit(f'error: the split file {args.split_file} lists no '
+                         f'image id; nothing to evaluate')
     conf = evaluate_cam_dir(args.cam_dir, args.gt_dir, img_ids, thresholds,
                             num_classes=args.num_classes,
                             cam_type=args.cam_type,

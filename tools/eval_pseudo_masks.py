@@ -56,6 +56,9 @@ def class_names(num_classes: int) -> tuple:
 def main(argv=None) -> int:
     args = parse_args(argv)
     img_ids = read_split(args.split_file)
+    if not img_ids:
+        raise SystemExit(f'error: the split file {args.split_file} lists no '
+                         f'image id; nothing to evaluate')
     conf = evaluate_pseudo_masks(args.pseudo_dir, args.gt_dir, img_ids,
                                  num_classes=args.num_classes,
                                  ignore_index=args.ignore_index,

@@ -13,7 +13,9 @@ Example::
 
 COCO: ``--num-classes 80 --img-dir data/coco2014/train2014`` (QA-CLIMS keeps
 0.30 / 0.10; CLIMS used ``--fg-thr 0.35``). Re-running skips the PNGs that
-exist (pass ``--overwrite`` to rewrite them).
+exist (pass ``--overwrite`` to rewrite them). The settings are recorded in
+``<out-dir>/settings.json``; a run with other settings into the same folder is
+refused unless ``--overwrite``.
 """
 import argparse
 import os.path as osp
@@ -21,7 +23,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from qaclims_mm.refine.ir_label import make_ir_labels  # noqa: E402
+from qaclims_mm.refine.ir_label import (check_ir_thresholds,  # noqa: E402
+                                        make_ir_labels)
 from qaclims_mm.utils.io import read_split  # noqa: E402
 
 
@@ -48,18 +51,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--nproc', type=int, default=1,
                         help='CPU processes (default: 1)')
     parser.add_argument('--overwrite', action='store_true',
-                        help='rewrite PNGs that already exist')
-    return parser.parse_args(argv)
+                        help='rewrite PNGs that already exist (and a folder '
+                        'made with other settings)')
+    args = parser.parse_args(argv)
+    try:
+        check_ir_thresholds(args.fg_thr, args.bg_thr)
+    except ValueError as e:
+        parser.error(str(e).replace('fg_thr', '--fg-thr').replace(
+            'bg_thr', '--bg-thr'))
+    return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     img_ids = read_split(args.split_file)
-    written = make_ir_labels(
-        args.cam_dir, args.img_dir, img_ids, args.out_dir,
-        fg_thr=args.fg_thr, bg_thr=args.bg_thr, num_workers=args.nproc,
-        overwrite=args.overwrite, num_classes=args.num_classes,
-        img_suffix=args.img_suffix)
+    try:
+        written = make_ir_labels(
+            args.cam_dir, args.img_dir, img_ids, args.out_dir,
+            fg_thr=args.fg_thr, bg_thr=args.bg_thr, num_workers=args.nproc,
+            overwrite=args.overwrite, num_classes=args.num_classes,
+            img_suffix=args.img_suffix)
+    except (OSError, ValueError) as e:  # they name the image / folder
+        raise SystemExit(f'error: {e}') from None
     print(f'{written} IR label(s) written, {len(img_ids) - written} already '
           f'present, in {osp.abspath(args.out_dir)} (fg_thr {args.fg_thr:g}, '
           f'bg_thr {args.bg_thr:g})')

@@ -8,6 +8,8 @@ Example::
         --out-dir $VOC/PseudoLabelsCAM --thr 0.15
 
 Re-running skips the PNGs that exist (pass ``--overwrite`` to rewrite them).
+The settings are recorded in ``<out-dir>/settings.json``; a run with other
+settings into the same folder is refused unless ``--overwrite``.
 """
 import argparse
 import os.path as osp
@@ -17,6 +19,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from qaclims_mm.datasets.class_names import (VOC_PALETTE,  # noqa: E402
                                              coco_palette)
+from qaclims_mm.evaluation.cam_sweep import check_threshold  # noqa: E402
 from qaclims_mm.refine.pseudo_label import write_pseudo_labels  # noqa: E402
 from qaclims_mm.utils.io import read_split  # noqa: E402
 
@@ -39,8 +42,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='object classes: 20 = VOC palette, otherwise '
                         'the COCO-style palette (default: 20)')
     parser.add_argument('--overwrite', action='store_true',
-                        help='rewrite PNGs that already exist')
-    return parser.parse_args(argv)
+                        help='rewrite PNGs that already exist (and a folder '
+                        'made with other settings)')
+    args = parser.parse_args(argv)
+    try:
+        check_threshold(args.thr, '--thr')
+    except ValueError as e:
+        parser.error(str(e))
+    return args
 
 
 def main(argv=None) -> int:
@@ -48,10 +57,13 @@ def main(argv=None) -> int:
     palette = (VOC_PALETTE if args.num_classes == 20 else
                coco_palette(args.num_classes + 1))
     img_ids = read_split(args.split_file)
-    written = write_pseudo_labels(
-        args.cam_dir, img_ids, args.out_dir, threshold=args.thr,
-        cam_type=args.cam_type, palette=palette,
-        num_classes=args.num_classes, overwrite=args.overwrite)
+    try:
+        written = write_pseudo_labels(
+            args.cam_dir, img_ids, args.out_dir, threshold=args.thr,
+            cam_type=args.cam_type, palette=palette,
+            num_classes=args.num_classes, overwrite=args.overwrite)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f'error: {e}') from None
     out_dir = osp.abspath(args.out_dir)
     print(f'{written} PNG(s) written, {len(img_ids) - written} already '
           f'present, in {out_dir}')

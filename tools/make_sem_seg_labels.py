@@ -17,8 +17,11 @@ Example::
 The split, image folder and data root are the config's ``infer_dataloader``
 (``--ann-file`` / ``--data-root`` override them); the random-walk settings are
 its ``random_walk`` dict (``--bg-thr`` overrides the threshold). Images
-without labels get an all-background mask without reading a CAM file.
-Re-running skips the PNGs that exist (``--overwrite`` rewrites them).
+without labels get an all-background mask without reading a CAM file (a CAM
+file without maps gives the same). Re-running skips the PNGs that exist
+(``--overwrite`` rewrites them); the settings are recorded in
+``<out-dir>/settings.json`` and a run with other settings into the same folder
+is refused unless ``--overwrite``.
 """
 import argparse
 import os
@@ -37,11 +40,14 @@ from mmengine.runner import load_checkpoint  # noqa: E402
 
 import qaclims_mm  # noqa: E402,F401  (registers components, offline env)
 from qaclims_mm.refine.pseudo_label import label_to_png_bytes  # noqa: E402
+from qaclims_mm.evaluation.cam_sweep import check_threshold  # noqa: E402
 from qaclims_mm.refine.irn_inference import (DEFAULT_RW_CFG,  # noqa: E402
                                              random_walk_label)
 from qaclims_mm.utils.cam_file import find_cam_file, load_cam  # noqa: E402
 from qaclims_mm.utils.config import load_config  # noqa: E402
 from qaclims_mm.utils.io import atomic_write_bytes  # noqa: E402
+from qaclims_mm.utils.output_settings import (  # noqa: E402
+    claim_output_dir, release_output_dir)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -95,11 +101,23 @@ def main(argv=None) -> int:
     rw_cfg.update(cfg.get('random_walk', {}))
     if args.bg_thr is not None:
         rw_cfg['bg_thr'] = args.bg_thr
+    try:
+        check_threshold(rw_cfg['bg_thr'], '--bg-thr / random_walk.bg_thr')
+    except ValueError as e:
+        raise SystemExit(f'error: {e}') from None
 
     dataset = build_dataset(cfg, args)
     palette = dataset.metainfo['palette']
     num_classes = len(dataset.metainfo['classes']) - 1
     os.makedirs(args.out_dir, exist_ok=True)
+    settings = dict(writer='random_walk', cam_dir=osp.abspath(args.cam_dir),
+                    irn_config=osp.abspath(args.config),
+                    irn_checkpoint=osp.abspath(args.checkpoint),
+                    random_walk=rw_cfg, num_classes=num_classes)
+    try:
+        claim_output_dir(args.out_dir, settings, args.overwrite)
+    except ValueError as e:
+        raise SystemExit(f'error: {e}') from None
     ids = [dataset.get_data_info(i)['img_id'] for i in range(len(dataset))]
     todo = [
         i for i, img_id in enumerate(ids) if args.overwrite
@@ -108,6 +126,7 @@ def main(argv=None) -> int:
     print(f'{len(ids)} images in the split, {len(ids) - len(todo)} already '
           f'done, {len(todo)} to do')
     if not todo:
+        release_output_dir(args.out_dir, settings)
         return 0
 
     if not osp.isfile(args.checkpoint):
@@ -148,6 +167,7 @@ def main(argv=None) -> int:
                 bar.update()
     if bar is not None:
         print()
+    release_output_dir(args.out_dir, settings)
     print(f'{len(todo)} PNG(s) written to {osp.abspath(args.out_dir)} in '
           f'{time.time() - start:.1f} s')
     return 0

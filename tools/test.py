@@ -6,6 +6,9 @@
 
 ``--cam-dir`` sets the output folder of the config's ``SaveCAMHook`` (adding
 the hook if the config has none): CAM models write one ``<img_id>.npz`` there.
+A relative ``--cam-dir`` (or ``--out`` of a CAM config) is relative to the
+current directory, like every other path on the command line; a relative
+``out_dir`` written in a config stays relative to the work dir.
 """
 import argparse
 import os
@@ -18,10 +21,11 @@ import qaclims_mm  # noqa: E402,F401
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from qaclims_mm.engine.hooks import add_num_classes_check  # noqa: E402
 from qaclims_mm.utils.config import load_config  # noqa: E402
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test a qaclims-mm model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -41,13 +45,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--launcher', default='none',
                         choices=['none', 'pytorch', 'slurm', 'mpi'])
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
 def set_cam_dir(cfg: Config, cam_dir: str) -> None:
-    """Point the config's SaveCAMHook at ``cam_dir`` (add one if missing)."""
+    """Point the config's SaveCAMHook at ``cam_dir`` (add one if missing).
+
+    Args:
+        cfg (Config): The test config, changed in place.
+        cam_dir (str): A command-line path: made absolute against the
+            current directory (the hook would join a relative one to the
+            work dir).
+    """
+    cam_dir = osp.abspath(cam_dir)
     hooks = list(cfg.get('custom_hooks', []) or [])
     for hook in hooks:
         if hook.get('type') == 'SaveCAMHook':
@@ -61,6 +73,7 @@ def set_cam_dir(cfg: Config, cam_dir: str) -> None:
 def build_config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.launcher)
+    add_num_classes_check(cfg)  # a head wider than the dataset: refuse
     cfg.load_from = args.checkpoint
     if args.cam_dir:
         set_cam_dir(cfg, args.cam_dir)

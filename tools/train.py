@@ -17,6 +17,7 @@ import qaclims_mm  # noqa: E402,F401  (registers components, offline env)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from qaclims_mm.engine.hooks import add_num_classes_check  # noqa: E402
 from qaclims_mm.utils.config import load_config  # noqa: E402
 
 
@@ -41,6 +42,7 @@ def parse_args() -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.launcher)
+    add_num_classes_check(cfg)  # a head wider than the dataset: refuse
     if args.amp:
         import torch
         if not torch.cuda.is_available():

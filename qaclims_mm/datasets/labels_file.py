@@ -10,8 +10,9 @@ Class indices are 0-based object classes (no background), sorted and unique. An
 image with no object is stored with ``[]`` (possible on COCO only).
 
 The official ``voc12/cls_labels.npy`` (a pickled dict from an integer id such as
-``2007000032`` to a multi-hot float vector) is read too, so the authors' labels
-can be used directly.
+``2007000032`` to a multi-hot float vector) is read only on explicit opt-in
+(``trust_pickle=True``), since unpickling can run code from the file; convert
+it once into the JSON format with ``tools/convert_official_labels.py``.
 """
 import json
 import os.path as osp
@@ -20,6 +21,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..utils.io import atomic_write_text
+from ..utils.safe_load import UntrustedPickleError, load_pickled_npy
 
 LABELS_FORMAT_VERSION = 1
 
@@ -57,9 +59,36 @@ def _decode_official_id(key) -> str:
     return f'{s[:4]}_{s[4:]}'
 
 
+def _load_official_labels(path: str, classes: Optional[Sequence[str]],
+                          trust_pickle: bool) -> Dict[str, List[int]]:
+    """Read the official pickled ``cls_labels.npy`` (on opt-in only)."""
+    converter = ('python tools/convert_official_labels.py '
+                 f'{path} {osp.splitext(path)[0]}.json --trust-pickle')
+    try:
+        raw = load_pickled_npy(path, trust_pickle, converter)
+    except UntrustedPickleError:
+        raise
+    except Exception as e:  # noqa: BLE001 - report the file, keep the cause
+        raise ValueError(f'{path}: cannot read an official cls_labels.npy '
+                         f'({type(e).__name__}: {e})') from e
+    if not isinstance(raw, dict):
+        raise ValueError(f'{path}: expected a dict {{image id: multi-hot '
+                         f'vector}}, got {type(raw).__name__}')
+    labels = {}
+    for key, vec in raw.items():
+        img_id = key if isinstance(key, str) else _decode_official_id(key)
+        vec = np.asarray(vec).reshape(-1)
+        if classes is not None and vec.size != len(classes):
+            raise ValueError(f'{path}: image {img_id!r} has a label vector '
+                             f'of length {vec.size}, expected '
+                             f'{len(classes)} classes')
+        labels[img_id] = np.flatnonzero(vec > 0.5).tolist()
+    return labels
+
+
 def load_labels_file(path: str,
-                     classes: Optional[Sequence[str]] = None
-                     ) -> Dict[str, List[int]]:
+                     classes: Optional[Sequence[str]] = None,
+                     trust_pickle: bool = False) -> Dict[str, List[int]]:
     """Read a labels file (ours, ``.json``; or the official ``.npy``).
 
     Args:
@@ -67,6 +96,11 @@ def load_labels_file(path: str,
         classes (Sequence[str], optional): When given, the file's class list
             must equal it (guards against a COCO file used for VOC, or a
             reordered class list).
+        trust_pickle (bool): Unpickle the official ``cls_labels.npy``.
+            Unpickling can run code from the file: only for a file you trust
+            (better, convert it once with
+            ``tools/convert_official_labels.py``). Defaults to False (a
+            ``.npy`` is refused with an error naming the file).
 
     Returns:
         dict[str, list[int]]: Image id -> sorted 0-based class indices.
@@ -79,17 +113,7 @@ def load_labels_file(path: str,
             f'image-level labels file not found: {path} (write it with '
             f'tools/dataset_converters/voc12_wsss.py or coco14_wsss.py)')
     if path.endswith('.npy'):
-        raw = np.load(path, allow_pickle=True).item()
-        labels = {}
-        for key, vec in raw.items():
-            img_id = key if isinstance(key, str) else _decode_official_id(key)
-            vec = np.asarray(vec).reshape(-1)
-            if classes is not None and vec.size != len(classes):
-                raise ValueError(f'{path}: image {img_id!r} has a label vector '
-                                 f'of length {vec.size}, expected '
-                                 f'{len(classes)} classes')
-            labels[img_id] = np.flatnonzero(vec > 0.5).tolist()
-        return labels
+        return _load_official_labels(path, classes, trust_pickle)
     try:
         with open(path, encoding='utf-8') as f:
             payload = json.load(f)

@@ -31,8 +31,9 @@ class WSSSDataset(BaseSegDataset):
             relative to ``data_root``. Defaults to the subclass's
             ``DEFAULT_ANN_FILE``.
         labels_file (str, optional): The image-level labels file (JSON written
-            by our converters, or the official ``cls_labels.npy``), relative
-            to ``data_root``. Defaults to ``DEFAULT_LABELS_FILE``.
+            by our converters; convert the official ``cls_labels.npy`` once
+            with ``tools/convert_official_labels.py``), relative to
+            ``data_root``. Defaults to ``DEFAULT_LABELS_FILE``.
         data_prefix (dict, optional): ``img_path`` and ``seg_map_path``
             folders. Defaults to ``DEFAULT_DATA_PREFIX``.
         with_seg_map (bool): Attach ``seg_map_path`` to every sample and check

@@ -1,3 +1,7 @@
-from .hooks import CAMToPseudoLabelHook, SaveCAMHook, WSSSVisualizationHook
+from .hooks import (CAMToPseudoLabelHook, NumClassesCheckHook, SaveCAMHook,
+                    WSSSVisualizationHook)
 
-__all__ = ['SaveCAMHook', 'CAMToPseudoLabelHook', 'WSSSVisualizationHook']
+__all__ = [
+    'SaveCAMHook', 'CAMToPseudoLabelHook', 'NumClassesCheckHook',
+    'WSSSVisualizationHook'
+]

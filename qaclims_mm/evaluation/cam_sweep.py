@@ -84,6 +84,46 @@ def cams_to_label(cams: np.ndarray, keys: np.ndarray,
     return lut[channel]
 
 
+def upsample_strided_cams(cams: np.ndarray,
+                          image_hw: Sequence[int],
+                          stride: int = 4) -> np.ndarray:
+    """Bring stride-``stride`` CAMs (the ``cam`` entry) to the image size.
+
+    The official pipeline evaluates only ``high_res``; where it brings the
+    stride-4 ``cam`` maps to full resolution (the random-walk step, spec
+    §6.5) it upsamples them ``stride``x bilinearly (``align_corners=False``)
+    and crops to ``H x W``. This does the same, without any other change
+    (no renormalisation), so ``cam`` can be scored against full-size GT.
+
+    Args:
+        cams (np.ndarray): ``[K, ceil(H / stride), ceil(W / stride)]``.
+        image_hw (Sequence[int]): ``(H, W)``.
+        stride (int): The CAM stride. Defaults to 4.
+
+    Returns:
+        np.ndarray: float32 ``[K, H, W]``.
+
+    Raises:
+        ValueError: when the maps are not the stride-``stride`` grid of an
+            ``H x W`` image (both shapes named).
+    """
+    import torch
+    import torch.nn.functional as F
+    cams = _as_float_cams(cams)
+    height, width = int(image_hw[0]), int(image_hw[1])
+    grid = (-(-height // stride), -(-width // stride))
+    if tuple(cams.shape[1:]) != grid:
+        raise ValueError(f'stride-{stride} CAMs of spatial shape '
+                         f'{tuple(cams.shape[1:])} do not match an image of '
+                         f'{(height, width)} (expected {grid})')
+    if cams.shape[0] == 0:
+        return np.zeros((0, height, width), dtype=np.float32)
+    up = F.interpolate(torch.from_numpy(np.ascontiguousarray(
+        cams, dtype=np.float32))[None], scale_factor=stride, mode='bilinear',
+        align_corners=False)[0, :, :height, :width]
+    return up.numpy()
+
+
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int,
                      ignore_index: int = 255) -> np.ndarray:
     """Dataset-style confusion matrix of one label map.
@@ -119,6 +159,26 @@ def _check_gt_range(valid_gt: np.ndarray, num_classes: int,
         raise ValueError(f'GT labels {bad.tolist()[:10]} are outside '
                          f'[0, {num_classes}) and are not the ignore index '
                          f'{ignore_index}')
+
+
+def check_threshold(value: float, name: str = 'threshold') -> float:
+    """Return ``value`` as a float after checking that it lies in [0, 1].
+
+    CAMs are max-normalised to [0, 1), so a background score outside [0, 1]
+    makes every pixel foreground (below 0) or background (above 1).
+
+    Args:
+        value (float): The threshold.
+        name (str): Its option or config name, for the error message.
+
+    Raises:
+        ValueError: naming ``name`` when ``value`` is NaN or outside [0, 1].
+    """
+    value = float(value)
+    if not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise ValueError(f'{name} must lie in [0, 1] (CAMs are normalised '
+                         f'to that range), got {value:g}')
+    return value
 
 
 def _check_thresholds(thresholds: ArrayLike) -> np.ndarray:
@@ -352,7 +412,8 @@ def evaluate_cam_dir(cam_dir: str,
         thresholds (Sequence[float]): ``[T]`` sorted thresholds.
         num_classes (int): Object classes (no background). Defaults to 20.
         cam_type (str): ``'high_res'`` (full resolution, the official choice)
-            or ``'cam'``. Defaults to ``'high_res'``.
+            or ``'cam'`` (stride 4, upsampled by
+            :func:`upsample_strided_cams`). Defaults to ``'high_res'``.
         ignore_index (int): GT label that is not scored. Defaults to 255.
         gt_suffix (str): GT file suffix. Defaults to ``'.png'``.
         progress (bool): Show a progress bar. Defaults to False.
@@ -368,7 +429,10 @@ def evaluate_cam_dir(cam_dir: str,
     def score(img_id: str, gt: np.ndarray) -> np.ndarray:
         cam = load_cam(find_cam_file(cam_dir, img_id), num_classes,
                        fields=(cam_type, ))
-        return sweep_confusion(cam[cam_type], cam['keys'], gt, thresholds,
+        cams = cam[cam_type]
+        if cam_type == 'cam':
+            cams = upsample_strided_cams(cams, np.shape(gt)[-2:])
+        return sweep_confusion(cams, cam['keys'], gt, thresholds,
                                num_classes, ignore_index)
 
     total = sum_over_gt_images(img_ids, gt_dir, score, gt_suffix, progress)

@@ -28,7 +28,8 @@ Three on-disk forms exist:
 
 3. **The official release** ``voc_vqa_{fg,bg}_blip.npy`` (spec §2.3): a
    pickled dict ``{img: {class: {'vqa': [(template, raw), ...],
-   'answers': [lemma, ...]}}}``, read by :func:`import_official_npy` and
+   'answers': [lemma, ...]}}}``, read by :func:`import_official_npy` (only
+   with ``trust_pickle=True``: unpickling can run code from the file) and
    written by :func:`export_official_npy`. Imports keep the authors' NLTK
    lemmas, so parity runs use their exact texts.
 """
@@ -42,6 +43,7 @@ from typing import (Dict, Iterable, Iterator, List, Optional, Sequence, Tuple)
 import numpy as np
 
 from ..utils.io import atomic_open, atomic_write_text
+from ..utils.safe_load import UntrustedPickleError, load_pickled_npy
 from .postprocess import lemmatize_answers, postprocess_bg, postprocess_fg
 from .questions import QuestionSet
 
@@ -391,47 +393,62 @@ def load_corpus(path: str) -> QACorpus:
 # --------------------------------------------------------------------------
 
 
-def _load_official(path: str) -> dict:
+def _load_official(path: str, trust_pickle: bool) -> dict:
+    """Unpickle an official VQA npy (opt-in) and check its nesting."""
     if not osp.isfile(path):
         raise FileNotFoundError(
             f'official VQA file not found: {path} (the released '
             'vqa/voc_vqa_fg_blip.npy / voc_vqa_bg_blip.npy of QA-CLIMS)')
+    converter = ('python tools/convert_official_vqa.py import --fg FG.npy '
+                 '--bg BG.npy --corpus CORPUS.json --trust-pickle')
     try:
         # the official format is a pickled dict inside an npy file
-        data = np.load(path, allow_pickle=True).item()
+        data = load_pickled_npy(path, trust_pickle, converter)
+    except UntrustedPickleError:
+        raise
     except Exception as e:  # noqa: BLE001 - report the file, keep the cause
         raise ValueError(f'{path}: cannot read an official VQA npy '
                          f'({type(e).__name__}: {e})') from e
     if not isinstance(data, dict) or not data:
         raise ValueError(f'{path}: expected a non-empty dict '
-                         '{img: {class: {"vqa": ..., "answers": ...}}}')
+                         '{img: {class: {"vqa": ..., "answers": ...}}}, got '
+                         f'{type(data).__name__}')
+    for img_id, per_img in data.items():
+        if not isinstance(per_img, dict):
+            raise ValueError(
+                f'{path}: image {img_id!r} maps to a '
+                f'{type(per_img).__name__}, expected a dict '
+                '{class: {"vqa": ..., "answers": ...}}')
     return data
-
-
-def _official_templates(data: dict, path: str) -> Tuple[str, ...]:
-    """The templates of the first record, as the official consumers read."""
-    first = next(iter(next(iter(data.values())).values()))
-    try:
-        return tuple(q for q, _ in first['vqa'])
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f'{path}: the first record has no valid "vqa" list '
-                         'of (template, answer) pairs') from None
 
 
 def _official_answers(rec: dict, templates: Sequence[str], path: str,
                       img_id: str, class_name: str
                       ) -> Tuple[List[str], List[str]]:
-    """Raw answers and lemmas of one record, in ``templates`` order."""
+    """Raw answers and lemmas of one record, in ``templates`` order.
+
+    Every template is looked up wherever it sits in the record's ``vqa``
+    list; other questions in the record are ignored.
+    """
     where = f'{path}: image {img_id!r}, class {class_name!r}'
     try:
         vqa, lemmas = rec['vqa'], rec['answers']
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, IndexError):
         raise ValueError(f'{where}: record needs "vqa" and "answers"') \
             from None
+    shape_error = (f'{where}: "vqa" must be a list of (template, answer) '
+                   'pairs and "answers" a list of strings')
+    if not isinstance(vqa, (list, tuple)) or \
+            not isinstance(lemmas, (list, tuple)):
+        raise ValueError(f'{shape_error}; got {type(vqa).__name__} and '
+                         f'{type(lemmas).__name__}')
     if len(vqa) != len(lemmas):
         raise ValueError(f'{where}: {len(vqa)} "vqa" items but '
                          f'{len(lemmas)} "answers"')
-    position = {q: i for i, (q, _) in enumerate(vqa)}
+    try:
+        position = {q: i for i, (q, _) in enumerate(vqa)}
+    except (TypeError, ValueError) as e:
+        raise ValueError(f'{shape_error} ({e})') from None
     raw, lem = [], []
     for t in templates:
         if t not in position:
@@ -443,8 +460,8 @@ def _official_answers(rec: dict, templates: Sequence[str], path: str,
 
 def import_official_npy(fg_path: str,
                         bg_path: str,
-                        question_set: Optional[QuestionSet] = None
-                        ) -> QACorpus:
+                        question_set: Optional[QuestionSet] = None,
+                        trust_pickle: bool = False) -> QACorpus:
     """Read the released ``voc_vqa_fg_blip.npy`` + ``voc_vqa_bg_blip.npy``.
 
     The authors' lemmatised answers are kept (not recomputed), so texts are
@@ -455,23 +472,27 @@ def import_official_npy(fg_path: str,
         fg_path (str): The FG npy (6 questions per pair).
         bg_path (str): The BG npy (10 questions per pair).
         question_set (QuestionSet, optional): Questions to take, located by
-            template in every record. Defaults to all the templates of each
-            file's first record, in file order (the official consumers'
-            lookup).
+            template wherever they sit in every record; other questions in
+            the files are ignored. Defaults to the official 6 FG + 10 BG
+            templates in the official order (spec §2.1), as the official
+            consumers look them up.
+        trust_pickle (bool): The files are pickles, and unpickling can run
+            code from them: pass True only for files you trust. Defaults to
+            False (an error names the file and the converter).
 
     Returns:
         QACorpus: The corpus, with the source files in its meta.
 
     Raises:
         FileNotFoundError: naming a missing file.
-        ValueError: naming the file and pair of a malformed record, or a pair
-            present in only one of the two files.
+        ValueError: naming the file (and pair) of a malformed file or record,
+            a pair present in only one of the two files, or a file read
+            without ``trust_pickle``.
     """
-    fg_data, bg_data = _load_official(fg_path), _load_official(bg_path)
+    fg_data = _load_official(fg_path, trust_pickle)
+    bg_data = _load_official(bg_path, trust_pickle)
     if question_set is None:
-        question_set = QuestionSet(
-            fg=_official_templates(fg_data, fg_path),
-            bg=_official_templates(bg_data, bg_path))
+        question_set = QuestionSet()  # the official templates and order
     fg_pairs = {(str(i), c) for i, v in fg_data.items() for c in v}
     bg_pairs = {(str(i), c) for i, v in bg_data.items() for c in v}
     if fg_pairs != bg_pairs:

@@ -41,6 +41,7 @@ import torch
 
 from ..datasets.class_names import COCO_CLASSES, VOC_CLASSES
 from ..utils.io import atomic_write_bytes, atomic_write_text
+from ..utils.safe_load import is_torchscript_archive, load_torchscript_tensors
 from .corpus import QACorpus
 from .questions import TEXT_PROMPT, check_template
 
@@ -67,8 +68,10 @@ def load_text_encoder(model_name: str,
             ``open_clip_config.json`` and the weights (then ``pretrained`` is
             ignored).
         pretrained (str, optional): Path of the weights file (``.bin``,
-            ``.pt``, ``.pth`` or ``.safetensors`` state dict). Required unless
-            ``model_name`` is a local dir. Never downloaded.
+            ``.pt``, ``.pth`` or ``.safetensors`` state dict, or OpenAI's
+            TorchScript ``ViT-L-14.pt``, whose tensors are read without
+            running its code). Required unless ``model_name`` is a local
+            dir. Never downloaded.
         device (str): Defaults to 'cpu'.
 
     Returns:
@@ -91,11 +94,42 @@ def load_text_encoder(model_name: str,
             '(nothing is downloaded: save the open_clip / OpenAI state dict, '
             'e.g. open_clip_pytorch_model.bin of the ViT-L-14 OpenAI release, '
             'and pass its path as --pretrained)')
-    model = open_clip.create_model(
-        model_name, pretrained=pretrained, device=device,
-        require_pretrained=True)
+    if pretrained and is_torchscript_archive(pretrained):
+        # open_clip reads weights with torch.load(weights_only=True), which
+        # refuses TorchScript (and torch.jit.load would run the archive)
+        model = open_clip.create_model(model_name, device=device)
+        _load_torchscript_weights(model, pretrained)
+    else:
+        model = open_clip.create_model(
+            model_name, pretrained=pretrained, device=device,
+            require_pretrained=True)
     model.eval()
     return model, open_clip.get_tokenizer(model_name)
+
+
+def _load_torchscript_weights(model: torch.nn.Module, path: str) -> None:
+    """Load the tensors of a TorchScript CLIP archive strictly into ``model``.
+
+    Every entry of ``model.state_dict()`` must be in the archive with the
+    same shape; the archive's other tensor attributes (OpenAI's text
+    ``attn_mask``, ``input_resolution``, ...) are ignored.
+
+    Raises:
+        RuntimeError: naming ``path`` and the first missing or mismatched
+            keys.
+    """
+    tensors = load_torchscript_tensors(path)
+    target = model.state_dict()
+    missing = [k for k in target if k not in tensors]
+    wrong = [f'{k}: {tuple(tensors[k].shape)} vs {tuple(v.shape)}'
+             for k, v in target.items()
+             if k in tensors and tensors[k].shape != v.shape]
+    if missing or wrong:
+        raise RuntimeError(
+            f'{path}: does not match the open_clip model '
+            f'(missing {len(missing)}: {missing[:5]}; wrong shape '
+            f'{len(wrong)}: {wrong[:5]}); check --model')
+    model.load_state_dict({k: tensors[k] for k in target}, strict=True)
 
 
 @torch.no_grad()

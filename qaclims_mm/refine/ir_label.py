@@ -28,8 +28,10 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from ..datasets.class_names import VOC_PALETTE, coco_palette
+from ..evaluation.cam_sweep import check_threshold
 from ..utils.cam_file import find_cam_file, load_cam
 from ..utils.io import atomic_write_bytes
+from ..utils.output_settings import claim_output_dir, release_output_dir
 from .crf import crf_from_labels, require_pydensecrf
 from .pseudo_label import label_to_png_bytes
 
@@ -179,12 +181,40 @@ def crf_threshold_label(image_rgb: np.ndarray,
     return lut[channels]
 
 
-def read_rgb(path: str) -> np.ndarray:
-    """Read an image as uint8 RGB ``[H, W, 3]`` (Pillow, like ``imageio``)."""
+def read_rgb(path: str, img_id: Optional[str] = None) -> np.ndarray:
+    """Read an image as uint8 RGB ``[H, W, 3]`` (Pillow, like ``imageio``).
+
+    Args:
+        path (str): The image file.
+        img_id (str, optional): Its id, named in errors. Defaults to None.
+
+    Raises:
+        OSError: naming the image id and path when the file cannot be
+            decoded (a truncated or corrupt image).
+    """
     from PIL import Image
-    with Image.open(path) as img:
-        # a writable copy: pydensecrf rejects read-only buffers
-        return np.array(img.convert('RGB'))
+    try:
+        with Image.open(path) as img:
+            # a writable copy: pydensecrf rejects read-only buffers
+            return np.array(img.convert('RGB'))
+    except OSError as e:  # also PIL.UnidentifiedImageError
+        who = f'image {img_id!r}' if img_id is not None else 'image'
+        raise type(e)(f'{who}: cannot decode {path} ({e})') from e
+
+
+def check_ir_thresholds(fg_thr: float, bg_thr: float) -> tuple:
+    """Check the two IR-label thresholds; return them as floats.
+
+    Raises:
+        ValueError: naming the threshold outside [0, 1], or when ``bg_thr``
+            exceeds ``fg_thr``.
+    """
+    fg_thr = check_threshold(fg_thr, 'fg_thr')
+    bg_thr = check_threshold(bg_thr, 'bg_thr')
+    if bg_thr > fg_thr:
+        raise ValueError(f'bg_thr ({bg_thr:g}) must not exceed fg_thr '
+                         f'({fg_thr:g})')
+    return fg_thr, bg_thr
 
 
 def _ir_label_job(job: tuple) -> str:
@@ -192,7 +222,7 @@ def _ir_label_job(job: tuple) -> str:
     (img_id, cam_path, img_path, out_path, fg_thr, bg_thr, crf_cfg,
      num_classes, palette) = job
     cam = load_cam(cam_path, num_classes, fields=('high_res', ))
-    image = read_rgb(img_path)
+    image = read_rgb(img_path, img_id)
     if image.shape[:2] != cam['high_res'].shape[1:]:
         raise ValueError(f'image {img_id!r}: image size {image.shape[:2]} '
                          f'({img_path}) does not match the CAM size '
@@ -221,10 +251,14 @@ def make_ir_labels(cam_dir: str,
                    img_suffix: str = '.jpg') -> int:
     """Write ``<out_dir>/<id>.png`` IR labels for every image id.
 
-    Every input is checked before any work starts, so a missing CAM file or
-    image fails at once, naming the image id. PNGs that exist are skipped
-    (unless ``overwrite``) and every write is atomic, so a killed run resumes
-    where it stopped. The output does not depend on ``num_workers``.
+    Every input is checked before any work starts, so bad thresholds, a
+    missing CAM file or image fail at once, naming the image id. PNGs that
+    exist are skipped (unless ``overwrite``) and every write is atomic, so a
+    killed run resumes where it stopped; the settings are recorded in
+    ``<out_dir>/settings.json`` and a run with other settings into the same
+    folder is refused unless ``overwrite``. The output does not depend on
+    ``num_workers``. A CAM file without maps (an image without labels) gives
+    an all-background label.
 
     Args:
         cam_dir (str): Folder of ``<id>.npz`` (or official ``<id>.npy``) CAMs
@@ -237,7 +271,8 @@ def make_ir_labels(cam_dir: str,
         bg_thr (float): Confident-background threshold. Defaults to 0.10.
         num_workers (int): CPU processes; 1 runs in this process. Defaults
             to 1.
-        overwrite (bool): Rewrite existing PNGs. Defaults to False.
+        overwrite (bool): Rewrite existing PNGs and accept a folder
+            recorded with other settings. Defaults to False.
         progress (bool): Show a progress bar. Defaults to True.
         num_classes (int): Object classes; CAM keys must lie in
             ``[0, num_classes)``. Defaults to 20.
@@ -252,8 +287,12 @@ def make_ir_labels(cam_dir: str,
 
     Raises:
         FileNotFoundError: naming the image id whose CAM or image is missing.
-        ValueError: naming the image id of a malformed input.
+        ValueError: naming the image id of a malformed input; for thresholds
+            outside [0, 1] or ``bg_thr > fg_thr``; for an ``out_dir``
+            recorded with other settings.
+        OSError: naming the image id and path of an undecodable image.
     """
+    fg_thr, bg_thr = check_ir_thresholds(fg_thr, bg_thr)
     require_pydensecrf()  # fail before any work, with the install hint
     if palette is None:
         palette = label_palette(num_classes)
@@ -261,6 +300,10 @@ def make_ir_labels(cam_dir: str,
         raise ValueError(f'palette has {len(palette)} colours; IR labels use '
                          f'label {IGNORE_INDEX}, so it needs 256')
     palette = [list(map(int, c)) for c in palette]
+    settings = dict(writer='ir_labels', cam_dir=osp.abspath(cam_dir),
+                    img_dir=osp.abspath(img_dir), fg_thr=fg_thr,
+                    bg_thr=bg_thr, num_classes=num_classes,
+                    crf_cfg=dict(crf_cfg or {}))
     jobs = []
     ids = list(img_ids)
     for img_id in ids:
@@ -273,6 +316,7 @@ def make_ir_labels(cam_dir: str,
             raise FileNotFoundError(f'no image for {img_id!r}: {img_path}')
         jobs.append((img_id, cam_path, img_path, out_path, fg_thr, bg_thr,
                      crf_cfg, num_classes, palette))
+    claim_output_dir(out_dir, settings, overwrite)
     bar = None
     if progress and jobs:
         from mmengine.utils import ProgressBar
@@ -291,4 +335,5 @@ def make_ir_labels(cam_dir: str,
                 bar.update()
     if bar is not None:
         sys.stdout.write('\n')
+    release_output_dir(out_dir, settings)
     return len(jobs)

@@ -7,7 +7,10 @@ labels that the CAM evaluation scores (spec §6.2). Point a dataset's ``seg_map_
 segmenter on them.
 
 Writes are atomic and existing PNGs are skipped, so a killed run resumes where
-it stopped.
+it stopped. The settings are recorded in ``<out_dir>/settings.json``; a run
+with other settings into the same folder is refused unless it overwrites
+(:func:`~qaclims_mm.utils.output_settings.claim_output_dir`). An image
+without labels (a CAM file with ``K = 0`` maps) gets an all-background PNG.
 """
 import io
 import os.path as osp
@@ -18,9 +21,10 @@ import numpy as np
 from PIL import Image
 
 from ..datasets.class_names import VOC_PALETTE
-from ..evaluation.cam_sweep import cams_to_label
+from ..evaluation.cam_sweep import cams_to_label, check_threshold
 from ..utils.cam_file import find_cam_file, load_cam
 from ..utils.io import atomic_write_bytes
+from ..utils.output_settings import claim_output_dir, release_output_dir
 
 CAM_TYPES = ('high_res', 'cam')
 
@@ -72,8 +76,9 @@ def write_pseudo_labels(cam_dir: str,
             :data:`VOC_PALETTE`.
         num_classes (int): Object classes; CAM keys must lie in
             ``[0, num_classes)``. Defaults to 20.
-        overwrite (bool): Rewrite PNGs that already exist. Defaults to False
-            (skip them, so an interrupted run resumes).
+        overwrite (bool): Rewrite PNGs that already exist, and accept a
+            folder recorded with other settings. Defaults to False (skip
+            them, so an interrupted run resumes; refuse other settings).
         progress (bool): Show a progress bar. Defaults to True.
 
     Returns:
@@ -81,12 +86,14 @@ def write_pseudo_labels(cam_dir: str,
 
     Raises:
         FileNotFoundError: naming the image id whose CAM file is missing.
-        ValueError: for a bad ``cam_type``, a palette that is too short, or
-            a malformed CAM file (naming the file).
+        ValueError: for a bad ``cam_type``, a threshold outside [0, 1], a
+            palette that is too short, a malformed CAM file (naming the
+            file), or an ``out_dir`` recorded with other settings.
     """
     if cam_type not in CAM_TYPES:
         raise ValueError(f'cam_type must be one of {CAM_TYPES}, got '
                          f'{cam_type!r}')
+    threshold = check_threshold(threshold, 'threshold')
     if len(palette) < num_classes + 1:
         raise ValueError(f'palette has {len(palette)} colours, needs '
                          f'{num_classes + 1} (background + {num_classes} '
@@ -94,6 +101,10 @@ def write_pseudo_labels(cam_dir: str,
     if num_classes + 1 > 256:
         raise ValueError(f'{num_classes} classes do not fit an 8-bit PNG')
     ids: List[str] = list(img_ids)
+    settings = dict(
+        writer='threshold_pseudo_labels', cam_dir=osp.abspath(cam_dir),
+        threshold=threshold, cam_type=cam_type, num_classes=num_classes)
+    claim_output_dir(out_dir, settings, overwrite)
     bar: Optional[object] = None
     if progress and ids:
         from mmengine.utils import ProgressBar
@@ -113,4 +124,5 @@ def write_pseudo_labels(cam_dir: str,
             bar.update()
     if bar is not None:
         sys.stdout.write('\n')
+    release_output_dir(out_dir, settings)
     return written

@@ -16,8 +16,10 @@ key        array                    meaning
 Each map is divided by its own spatial maximum (+1e-5), so values lie in [0, 1)
 (spec §6.1). Class ``keys[k]`` is label ``keys[k] + 1`` in a segmentation map
 (0 is background). The official QA-CLIMS ``cam_mask/<id>.npy`` pickled dicts
-(``keys``, ``cam``, ``high_res``) are read too, so their CAMs can be scored and
-refined here.
+(``keys``, ``cam``, ``high_res``) are read only on explicit opt-in
+(``trust_pickle=True``): unpickling a file can run code from it. Convert such a
+folder once into this format with ``tools/convert_official_cams.py`` and score
+or refine the converted CAMs.
 
 Example::
 
@@ -27,11 +29,13 @@ Example::
 """
 import io
 import os.path as osp
-from typing import Dict, Optional
+import zipfile
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
 from .io import atomic_write_bytes
+from .safe_load import UntrustedPickleError, load_pickled_npy
 
 CAM_FORMAT_VERSION = 1
 CAM_SUFFIXES = ('.npz', '.npy')
@@ -84,39 +88,63 @@ def _to_numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
+def _read_cam_entries(path: str, fields: Sequence[str],
+                      trust_pickle: bool) -> Dict[str, np.ndarray]:
+    """The raw entries of a CAM file (no shape checks)."""
+    if path.endswith('.npy'):
+        raw = load_pickled_npy(
+            path, trust_pickle, 'python tools/convert_official_cams.py '
+            f'{osp.dirname(path) or "."} OUT_DIR --trust-pickle')
+        return _cam_entries(raw, fields)
+    with np.load(path, allow_pickle=False) as raw:
+        return _cam_entries(raw, fields)
+
+
+def _cam_entries(raw, fields: Sequence[str]) -> Dict[str, np.ndarray]:
+    out = {'keys': _to_numpy(raw['keys']).astype(np.int64).reshape(-1)}
+    for name in fields:
+        if name not in raw:
+            raise KeyError(name)
+        out[name] = _to_numpy(raw[name]).astype(np.float32, copy=False)
+    return out
+
+
 def load_cam(path: str, num_classes: Optional[int] = None,
-             fields=('cam', 'high_res')) -> Dict[str, np.ndarray]:
-    """Read a CAM file written by :func:`save_cam` or by the official code.
+             fields=('cam', 'high_res'),
+             trust_pickle: bool = False) -> Dict[str, np.ndarray]:
+    """Read a CAM file written by :func:`save_cam` (or by the official code).
 
     Args:
-        path (str): A ``.npz`` (ours) or ``.npy`` (official pickled dict) file.
+        path (str): A ``.npz`` file (ours), or with ``trust_pickle`` an
+            official ``.npy`` pickled dict.
         num_classes (int, optional): When given, every key must lie in
             ``[0, num_classes)``.
         fields (tuple[str]): The map entries to load. Defaults to both.
+        trust_pickle (bool): Unpickle an official ``.npy`` file. Unpickling
+            can run code from the file: only for files you trust (better,
+            convert them once with ``tools/convert_official_cams.py``).
+            Defaults to False (a ``.npy`` is refused, naming the file).
 
     Returns:
         dict: ``keys`` plus the requested map entries (float32 arrays).
 
     Raises:
-        FileNotFoundError, ValueError: naming the file and what is wrong.
+        FileNotFoundError, ValueError: naming the file and what is wrong
+            (also for a truncated or corrupt file).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'CAM file not found: {path}')
     try:
-        if path.endswith('.npy'):
-            raw = np.load(path, allow_pickle=True).item()
-        else:
-            raw = np.load(path)
-        out = {'keys': _to_numpy(raw['keys']).astype(np.int64).reshape(-1)}
-        for name in fields:
-            if name not in raw:
-                raise KeyError(name)
-            out[name] = _to_numpy(raw[name]).astype(np.float32, copy=False)
+        out = _read_cam_entries(path, fields, trust_pickle)
+    except UntrustedPickleError:
+        raise
     except KeyError as e:
         raise ValueError(f'{path}: missing entry {e.args[0]!r} (expected keys '
                          f'{("keys",) + tuple(fields)})') from None
-    except (OSError, ValueError, AttributeError) as e:
-        raise ValueError(f'{path}: not a readable CAM file ({e})') from e
+    except (OSError, ValueError, AttributeError, EOFError, TypeError,
+            zipfile.BadZipFile) as e:
+        raise ValueError(f'{path}: not a readable CAM file (truncated or '
+                         f'corrupt?): {type(e).__name__}: {e}') from e
     keys = out['keys']
     if num_classes is not None and keys.size and (
             keys.min() < 0 or keys.max() >= num_classes):

@@ -11,7 +11,14 @@ Two deliberate decisions (see README, "Install"):
   (``HistoryBuffer`` in the message hub, numpy scalars/arrays in the meta). Rather
   than switching the safe loader off globally (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``),
   we allow-list exactly those types, so resume, ``load_from`` and ``tools/test.py``
-  work while arbitrary pickles stay rejected.
+  work while arbitrary pickles stay rejected. The statistics methods a
+  ``HistoryBuffer`` holds (``HistoryBuffer.mean``, ...) are pickled
+  (protocol 2) as ``builtins.getattr(HistoryBuffer, 'mean')``. Allowing the
+  real ``getattr`` would let a crafted file reach ``eval`` through torch's
+  own rebuild functions, so the name ``builtins.getattr`` is bound to
+  :func:`_history_buffer_getattr`, which resolves only those few attributes
+  of ``HistoryBuffer`` and refuses everything else. Nothing else is
+  allow-listed, and no loader falls back to ``weights_only=False``.
 * **mmpretrain's multimodal models.** mmpretrain 1.2.0's BLIP/BLIP-2/RAM modules
   import helpers (``find_pruneable_heads_and_indices``, ...) from
   ``transformers.modeling_utils`` that current transformers releases no longer
@@ -30,13 +37,54 @@ import warnings
 
 _DONE = False
 
+#: The ``HistoryBuffer`` attributes an MMEngine checkpoint references: its
+#: default statistics methods (``HistoryBuffer._set_default_statistics``).
+HISTORY_BUFFER_ATTRS = frozenset(('min', 'max', 'current', 'mean'))
+
+
+def _history_buffer_getattr(obj: object, name: str) -> object:
+    """Stand-in for ``builtins.getattr`` inside ``torch.load(weights_only)``.
+
+    Resolves only ``HistoryBuffer.<name>`` for the names in
+    :data:`HISTORY_BUFFER_ATTRS`, which is all an MMEngine checkpoint asks
+    ``getattr`` for.
+
+    Args:
+        obj (object): The object the pickle looks the attribute up on.
+        name (str): The attribute name.
+
+    Returns:
+        object: The ``HistoryBuffer`` statistics function.
+
+    Raises:
+        pickle.UnpicklingError: for any other object or attribute.
+    """
+    import pickle
+
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and isinstance(name, str) \
+            and name in HISTORY_BUFFER_ATTRS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'refused getattr({type(obj).__name__} {_short_repr(obj)}, '
+        f'{_short_repr(name)}) while loading a checkpoint: only '
+        f'HistoryBuffer.{{{", ".join(sorted(HISTORY_BUFFER_ATTRS))}}} may be '
+        'looked up (qaclims_mm safe loading). The file is not a plain '
+        'MMEngine / PyTorch checkpoint; do not load it unless you trust it.')
+
+
+def _short_repr(obj: object, limit: int = 60) -> str:
+    text = repr(obj)
+    return text if len(text) <= limit else text[:limit] + '...'
+
 
 def _mmengine_checkpoint_globals() -> list:
     """The non-tensor types an MMEngine checkpoint contains."""
     import numpy as np
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    allowed = [HistoryBuffer, np.ndarray, np.dtype, getattr]
+    allowed = [HistoryBuffer, np.ndarray, np.dtype,
+               (_history_buffer_getattr, 'builtins.getattr')]
     try:  # numpy >= 2
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # pragma: no cover - numpy 1.x

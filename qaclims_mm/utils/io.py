@@ -10,12 +10,30 @@ import tempfile
 from typing import IO, Iterator
 
 
+def _current_umask() -> int:
+    """The process umask.
+
+    Read from ``/proc/self/status`` where available (no change to the
+    process state, so safe with threads); else set and restored at once.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        with open('/proc/self/status', encoding='ascii') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = 'wb', fsync: bool = False,
                 **kwargs) -> Iterator[IO]:
     """Open a temporary file next to ``path``; move it onto ``path`` on success.
 
     The rename is atomic, so a killed process never leaves a partial ``path``.
+    The file gets the permissions that :func:`open` would give it
+    (``0666`` minus the umask), not the ``0600`` of a temporary file.
     ``fsync`` additionally makes the content durable against a power loss; it
     costs a few milliseconds per file, which dominates writers of many small
     files (masks, CAMs), hence off by default.
@@ -36,6 +54,8 @@ def atomic_open(path: str, mode: str = 'wb', fsync: bool = False,
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
+        # mkstemp creates 0600; give the file the mode a plain open() would
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

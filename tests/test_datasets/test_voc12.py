@@ -164,7 +164,9 @@ def test_official_cls_labels_npy(tmp_path):
     vec[[0, 14]] = 1
     path = str(tmp_path / 'cls_labels.npy')
     np.save(path, {2007000032: vec})
-    assert load_labels_file(path, VOC_CLASSES) == {'2007_000032': [0, 14]}
+    # a pickle: read only on explicit opt-in (tests/test_utils covers refusal)
+    assert load_labels_file(path, VOC_CLASSES, trust_pickle=True) == \
+        {'2007_000032': [0, 14]}
 
 
 def test_json_labels_are_sorted_and_unique(tmp_path):

@@ -193,9 +193,9 @@ def test_errors_name_the_image():
             cam_sample('img_nopred', keys, high_res,
                        np.zeros((6, 8), np.uint8), with_pred=False)])
     stride4 = build_metric(cam_type='cam')
-    with pytest.raises(ValueError, match="'img_cam'.*high_res"):
+    with pytest.raises(ValueError, match=r"'img_cam'.*stride-4.*\(9, 8\)"):
         stride4.process({}, [
-            cam_sample('img_cam', keys, high_res, np.zeros((6, 8),
+            cam_sample('img_cam', keys, high_res, np.zeros((9, 8),
                                                            np.uint8))])
     with pytest.raises(ValueError, match='cam_type'):
         CAMIoUMetric(cam_type='low_res')

@@ -52,7 +52,8 @@ def test_values_and_palette(tmp_path):
         assert palette == [c for rgb in VOC_PALETTE for c in rgb]
         assert set(np.unique(label)) <= {0} | set((keys + 1).tolist())
     # no temp files left behind
-    assert sorted(os.listdir(out_dir)) == sorted(i + '.png' for i in data)
+    assert sorted(os.listdir(out_dir)) == sorted(
+        [i + '.png' for i in data] + ['settings.json'])
 
 
 def test_resume_and_overwrite(tmp_path):

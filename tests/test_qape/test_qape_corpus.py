@@ -180,14 +180,16 @@ def test_official_npy_import_export_round_trip(tmp_path):
     fg_path, bg_path = str(tmp_path / 'fg.npy'), str(tmp_path / 'bg.npy')
     np.save(fg_path, fg)
     np.save(bg_path, bg)
-    corpus = import_official_npy(fg_path, bg_path)
+    corpus = import_official_npy(fg_path, bg_path, trust_pickle=True)
+    # the official templates in the official order, whatever the file order
     assert corpus.questions.fg == FG_QUESTIONS
-    assert corpus.questions.bg == tuple(reversed(BG_QUESTIONS))
+    assert corpus.questions.bg == BG_QUESTIONS
     e = corpus.get('2007_000032', 'aeroplane')
     assert e.fg_answers[-1] == 'jean'  # official lemma kept
     assert e.fg_texts[-1] == 'jean aeroplane'
-    assert e.bg_texts == ('sky', 'cloud', 'runway', 'grass', 'tree',
-                          'airport')
+    # BG answers taken in the official question order (the file's reversed)
+    assert e.bg_texts == ('sky', 'airport', 'tree', 'grass', 'runway',
+                          'cloud')
     assert corpus.get('2007_000039', 'tv monitor').fg_texts == \
         ('monitor', ) * 6
     assert corpus.meta['source']['fg'] == osp.abspath(fg_path)
@@ -195,14 +197,46 @@ def test_official_npy_import_export_round_trip(tmp_path):
     out_fg, out_bg = str(tmp_path / 'o_fg.npy'), str(tmp_path / 'o_bg.npy')
     export_official_npy(corpus, out_fg, out_bg)
     assert np.load(out_fg, allow_pickle=True).item() == fg
-    assert np.load(out_bg, allow_pickle=True).item() == bg
+    # exported in the official order: the file's BG records reversed
+    assert np.load(out_bg, allow_pickle=True).item() == {
+        i: {c: {k: v[::-1] for k, v in r.items()} for c, r in per.items()}
+        for i, per in bg.items()}
 
     # import with a chosen question set: answers picked by template
     qs = QuestionSet(fg=FG_QUESTIONS[::-1], bg=BG_QUESTIONS)
-    c2 = import_official_npy(fg_path, bg_path, question_set=qs)
+    c2 = import_official_npy(fg_path, bg_path, question_set=qs,
+                             trust_pickle=True)
     assert c2.get('2007_000032', 'aeroplane').fg_raw == \
         tuple(FG_OFFICIAL[::-1])
     assert c2.get('2007_000032', 'aeroplane').bg_raw[0] == 'aeroplane'
+
+
+def test_official_import_takes_official_questions_by_template(tmp_path):
+    """FG templates shuffled and two unrelated questions interleaved: the
+    official 6 FG + 10 BG questions are found wherever they sit, in the
+    official order, and the unrelated ones are ignored (issue 10, item 2)."""
+    order = [3, 0, 5, 1, 4, 2]
+    extra = ['What colour is the {}?', 'How many {} are there?']
+    fg_vqa = [(FG_QUESTIONS[i], f'fg{i}') for i in order]
+    fg_vqa.insert(2, (extra[0], 'red'))
+    fg_vqa.insert(5, (extra[1], 'two'))
+    bg_vqa = [(q, f'bg{i}') for i, q in enumerate(BG_QUESTIONS)]
+    bg_vqa.insert(0, (extra[1], 'three'))
+    bg_vqa.insert(7, (extra[0], 'blue'))
+    fg = {'2007_000032': {'aeroplane': {
+        'vqa': fg_vqa, 'answers': [a for _, a in fg_vqa]}}}
+    bg = {'2007_000032': {'aeroplane': {
+        'vqa': bg_vqa, 'answers': [a for _, a in bg_vqa]}}}
+    fg_path, bg_path = str(tmp_path / 'fg.npy'), str(tmp_path / 'bg.npy')
+    np.save(fg_path, fg)
+    np.save(bg_path, bg)
+    corpus = import_official_npy(fg_path, bg_path, trust_pickle=True)
+    assert corpus.questions.is_official
+    e = corpus.get('2007_000032', 'aeroplane')
+    assert e.fg_raw == tuple(f'fg{i}' for i in range(6))
+    assert e.bg_raw == tuple(f'bg{i}' for i in range(10))
+    assert e.fg_texts == tuple(f'fg{i} aeroplane' for i in range(6))
+    assert e.bg_texts == tuple(f'bg{i}' for i in range(10))
 
 
 def test_official_import_errors(tmp_path):
@@ -213,7 +247,7 @@ def test_official_import_errors(tmp_path):
     np.save(bg_path, bg)
     with pytest.raises(ValueError, match=r"'2007_000039', class 'tv monitor' "
                        r'is only in .*fg\.npy'):
-        import_official_npy(fg_path, bg_path)
+        import_official_npy(fg_path, bg_path, trust_pickle=True)
     fg2, bg2 = _official_dicts()
     fg2['2007_000039']['tv monitor']['vqa'][2] = ('What is it?', 'monitor')
     np.save(fg_path, fg2)
@@ -221,9 +255,10 @@ def test_official_import_errors(tmp_path):
     with pytest.raises(ValueError, match=r"fg\.npy: image '2007_000039', "
                        "class 'tv monitor': question template 'What is this "
                        r"\{\} also called\?' not found"):
-        import_official_npy(fg_path, bg_path)
+        import_official_npy(fg_path, bg_path, trust_pickle=True)
     with pytest.raises(FileNotFoundError, match='absent.npy'):
-        import_official_npy(str(tmp_path / 'absent.npy'), bg_path)
+        import_official_npy(str(tmp_path / 'absent.npy'), bg_path,
+                            trust_pickle=True)
 
 
 def test_convert_tool_both_directions(tmp_path):
@@ -239,9 +274,10 @@ def test_convert_tool_both_directions(tmp_path):
     finally:
         sys.path.pop(0)
     assert convert_official_vqa.main(['import', '--fg', fg_path, '--bg',
-                                      bg_path, '--corpus', corpus_path]) == 0
+                                      bg_path, '--corpus', corpus_path,
+                                      '--trust-pickle']) == 0
     assert len(load_corpus(corpus_path)) == 2
     out_fg, out_bg = str(tmp_path / 'x_fg.npy'), str(tmp_path / 'x_bg.npy')
     assert convert_official_vqa.main(['export', '--fg', out_fg, '--bg',
                                       out_bg, '--corpus', corpus_path]) == 0
-    assert np.load(out_bg, allow_pickle=True).item() == bg
+    assert np.load(out_fg, allow_pickle=True).item() == fg

@@ -162,8 +162,8 @@ def test_one_png_per_image_with_reference_values(hook_run):
     num_fg = 0
     saw_ignore = False
     for name in ('thr', 'crf', 'ir'):
-        assert sorted(os.listdir(dirs[name])) == sorted(f'{i}.png'
-                                                        for i in ids)
+        assert sorted(os.listdir(dirs[name])) == sorted(
+            [f'{i}.png' for i in ids] + ['settings.json'])
     for img_id in ids:
         cam = load_cam(osp.join(dirs['cams'], img_id + '.npz'), 20,
                        fields=('high_res', ))
@@ -217,9 +217,10 @@ def test_random_walk_mode_equals_the_tool(hook_run):
          hook_run['dirs']['cams'], '--out-dir', out, '--no-progress'],
         cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    names = sorted(os.listdir(hook_run['dirs']['rw']))
+    names = sorted(f for f in os.listdir(hook_run['dirs']['rw'])
+                   if f.endswith('.png'))
     assert names == sorted(f'{i}.png' for i in hook_run['ids'])
-    assert sorted(os.listdir(out)) == names
+    assert sorted(os.listdir(out)) == names + ['settings.json']
     saw_fg = False
     for name in names:
         ours = read_png(osp.join(hook_run['dirs']['rw'], name))[2]
@@ -228,3 +229,16 @@ def test_random_walk_mode_equals_the_tool(hook_run):
         saw_fg |= bool((ours > 0).any())
     assert saw_fg
     assert "mode='random_walk'" in hook_run['first']
+    # another background threshold into the same folder is refused, the
+    # files stay as they are
+    before = {n: os.stat(osp.join(out, n)).st_mtime_ns for n in names}
+    proc = subprocess.run(
+        [sys.executable, 'tools/make_sem_seg_labels.py',
+         hook_run['irn_config'], hook_run['irn_ckpt'], '--cam-dir',
+         hook_run['dirs']['cams'], '--out-dir', out, '--no-progress',
+         '--bg-thr', '0.35'], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "'bg_thr': 0.2" in proc.stderr and '0.35' in proc.stderr, (
+        proc.stderr[-2000:])
+    assert {n: os.stat(osp.join(out, n)).st_mtime_ns
+            for n in names} == before

@@ -136,7 +136,8 @@ def test_make_ir_labels_files_parallel_equals_serial(cam_folder, tmp_path):
                           img_suffix='.png') == len(ids)
     assert make_ir_labels(cam_dir, img_dir, ids, parallel, num_workers=2,
                           progress=False, img_suffix='.png') == len(ids)
-    assert sorted(os.listdir(serial)) == sorted(f'{i}.png' for i in ids)
+    assert sorted(os.listdir(serial)) == sorted(
+        [f'{i}.png' for i in ids] + ['settings.json'])
     for i, img_id in enumerate(ids):
         mode, palette, a = read_png(osp.join(serial, f'{img_id}.png'))
         _, _, b = read_png(osp.join(parallel, f'{img_id}.png'))

@@ -30,6 +30,7 @@ import torch  # noqa: E402
 import qaclims_mm  # noqa: E402,F401
 from qaclims_mm.models.utils.deeplab_checkpoint import \
     convert_deeplab_resnet101_state_dict  # noqa: E402
+from qaclims_mm.utils.safe_load import load_torch_weights  # noqa: E402
 
 
 def check_against_config(converted: dict, config: str) -> str:
@@ -76,7 +77,7 @@ def main() -> None:
     if not osp.isfile(args.src):
         raise SystemExit(f'checkpoint not found: {args.src}')
     # a plain state dict of tensors: the safe loader works
-    state = torch.load(args.src, map_location='cpu', weights_only=True)
+    state = load_torch_weights(args.src)
     converted, dropped = convert_deeplab_resnet101_state_dict(
         state, keep_head=not args.drop_head, source=args.src)
     if dropped:

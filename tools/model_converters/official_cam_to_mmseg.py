@@ -17,6 +17,7 @@ import torch  # noqa: E402
 
 import qaclims_mm  # noqa: E402,F401
 from qaclims_mm.models.utils import convert_official_cam_state_dict  # noqa
+from qaclims_mm.utils.safe_load import load_torch_weights  # noqa: E402
 
 
 def main() -> None:
@@ -31,7 +32,7 @@ def main() -> None:
     if not osp.isfile(args.src):
         raise SystemExit(f'checkpoint not found: {args.src}')
     # the official file is a plain state dict of tensors: the safe loader works
-    state = torch.load(args.src, map_location='cpu', weights_only=True)
+    state = load_torch_weights(args.src)
     converted = convert_official_cam_state_dict(
         state, num_classes=args.num_classes, source=args.src)
     if args.config:

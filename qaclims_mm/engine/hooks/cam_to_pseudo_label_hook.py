@@ -9,12 +9,13 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
-from ...evaluation.cam_sweep import cams_to_label
+from ...evaluation.cam_sweep import cams_to_label, check_threshold
 from ...refine.crf import require_pydensecrf
-from ...refine.ir_label import (crf_threshold_label, label_palette,
-                                make_ir_label, read_rgb)
+from ...refine.ir_label import (check_ir_thresholds, crf_threshold_label,
+                                label_palette, make_ir_label, read_rgb)
 from ...refine.pseudo_label import label_to_png_bytes
 from ...utils.io import atomic_write_bytes
+from ...utils.output_settings import claim_output_dir, release_output_dir
 
 MODES = ('threshold', 'crf', 'random_walk')
 
@@ -32,7 +33,7 @@ def _write_label(job: tuple) -> str:
         if not img_path or not osp.isfile(img_path):
             raise FileNotFoundError(f'image {img_id!r}: image file not found '
                                     f'({img_path!r}); the CRF needs it')
-        image = read_rgb(img_path)
+        image = read_rgb(img_path, img_id)
         if image.shape[:2] != high_res.shape[1:]:
             raise ValueError(f'image {img_id!r}: image size {image.shape[:2]} '
                              f'({img_path}) does not match the CAM size '
@@ -82,7 +83,11 @@ class CAMToPseudoLabelHook(Hook):
     ``'threshold'`` mode).
 
     PNGs that exist are skipped (so a re-run resumes and changes nothing)
-    unless ``overwrite``; writes are atomic. The palette is VOC's for 21
+    unless ``overwrite``; writes are atomic. The settings (mode, thresholds,
+    CRF / random-walk settings, IRNet and CAM checkpoints) are recorded in
+    ``<out_dir>/settings.json``; a run with other settings into the same
+    folder is refused unless ``overwrite``. Images without labels (``K = 0``)
+    get all-background PNGs. The palette is VOC's for 21
     classes (background included), a COCO-style one otherwise. At the end
     the counts and the ``data_prefix`` to train on the labels are logged.
 
@@ -98,7 +103,8 @@ class CAMToPseudoLabelHook(Hook):
         bg_thr (float): IR confident-background threshold. Defaults to 0.10.
         crf_cfg (dict, optional): Overrides of the CRF parameters
             (``n_iters``, ``gt_prob``, ``gauss_sxy``, ...). Defaults to None.
-        overwrite (bool): Rewrite PNGs that exist. Defaults to False.
+        overwrite (bool): Rewrite PNGs that exist and accept a folder
+            recorded with other settings. Defaults to False.
         num_workers (int): CPU processes for the label computation (the CRF
             is slow); 0 computes in the test loop. Defaults to 0 (and always
             0 in ``'random_walk'`` mode, which runs on the model's device).
@@ -138,9 +144,11 @@ class CAMToPseudoLabelHook(Hook):
                 if not osp.isfile(path):
                     raise FileNotFoundError(
                         f'CAMToPseudoLabelHook: {path} not found')
-        if ir_label and not bg_thr <= fg_thr:
-            raise ValueError(f'bg_thr ({bg_thr}) must not exceed fg_thr '
-                             f'({fg_thr})')
+        threshold = check_threshold(threshold, 'threshold')
+        if ir_label:
+            fg_thr, bg_thr = check_ir_thresholds(fg_thr, bg_thr)
+        if rw_cfg and 'bg_thr' in rw_cfg:
+            check_threshold(rw_cfg['bg_thr'], 'rw_cfg.bg_thr')
         if mode == 'crf':
             require_pydensecrf()
         self.out_dir = out_dir
@@ -172,6 +180,27 @@ class CAMToPseudoLabelHook(Hook):
             what = f'threshold={self.threshold:g}'
         return f'mode={self.mode!r}, {what}'
 
+    def _settings(self, runner) -> Dict:
+        """What decides the PNGs' content, recorded in the output folder."""
+        cfg = getattr(runner, 'cfg', None)
+        load_from = cfg.get('load_from') if cfg is not None else None
+        settings = dict(
+            writer='CAMToPseudoLabelHook', mode=self.mode,
+            ir_label=self.ir_label,
+            cam_checkpoint=(osp.abspath(load_from)
+                            if isinstance(load_from, str) else None))
+        if self.mode == 'random_walk':
+            settings.update(irn_config=osp.abspath(self.irn_config),
+                            irn_checkpoint=osp.abspath(self.irn_checkpoint),
+                            random_walk=dict(self._irn.rw_cfg))
+        elif self.ir_label:
+            settings.update(fg_thr=self.fg_thr, bg_thr=self.bg_thr)
+        else:
+            settings.update(threshold=self.threshold)
+        if self.mode == 'crf':
+            settings.update(crf_cfg=dict(self.crf_cfg or {}))
+        return settings
+
     def before_test(self, runner) -> None:
         self._out = (self.out_dir if osp.isabs(self.out_dir) else osp.join(
             runner.work_dir, self.out_dir))
@@ -181,14 +210,17 @@ class CAMToPseudoLabelHook(Hook):
         self._palette = label_palette(len(classes) - 1)
         self._num_written = self._num_skipped = 0
         self._pending = []
-        if self.num_workers > 0:
-            self._pool = multiprocessing.Pool(self.num_workers)
         if self.mode == 'random_walk' and self._irn is None:
             from ...refine.irn_inference import IRNEdgeInferencer
             device = next(runner.model.parameters()).device
             self._irn = IRNEdgeInferencer(self.irn_config,
                                           self.irn_checkpoint, device)
             self._irn.rw_cfg.update(self.rw_cfg)
+            check_threshold(self._irn.rw_cfg['bg_thr'], 'random_walk.bg_thr')
+        self._settings_record = self._settings(runner)
+        claim_output_dir(self._out, self._settings_record, self.overwrite)
+        if self.num_workers > 0:
+            self._pool = multiprocessing.Pool(self.num_workers)
 
     def after_test_iter(self,
                         runner,
@@ -254,6 +286,7 @@ class CAMToPseudoLabelHook(Hook):
                 self._pool.join()
                 self._pool = None
                 self._pending = []
+        release_output_dir(self._out, self._settings_record)
         out = osp.abspath(self._out)
         img_prefix = self._dataset.data_prefix.get('img_path', '')
         root = getattr(self._dataset, 'data_root', None) or ''

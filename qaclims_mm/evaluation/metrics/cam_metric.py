@@ -10,8 +10,9 @@ from mmengine.logging import MMLogger, print_log
 from mmseg.registry import METRICS
 
 from ...utils.cam_file import find_cam_file, load_cam
-from ..cam_sweep import (default_thresholds, format_sweep_report,
-                         sweep_confusion, sweep_summary)
+from ..cam_sweep import (check_threshold, default_thresholds,
+                         format_sweep_report, sweep_confusion, sweep_summary,
+                         upsample_strided_cams)
 
 CAM_TYPES = ('high_res', 'cam')
 
@@ -64,8 +65,11 @@ class CAMIoUMetric(BaseMetric):
             only. ``threshold`` is always evaluated, in the sweep or not.
             Defaults to ``(0.05, 0.59, 0.01)`` (``--eval_cam_best``).
         cam_type (str): The CAM entry scored: ``'high_res'`` (full
-            resolution) or ``'cam'`` (stride 4; only usable when the GT has
-            the same size). Defaults to ``'high_res'``.
+            resolution, the official choice) or ``'cam'`` (stride 4,
+            upsampled 4x bilinearly and cropped to the GT size as the
+            official random-walk step does, see
+            :func:`~qaclims_mm.evaluation.cam_sweep.upsample_strided_cams`).
+            Defaults to ``'high_res'``.
         ignore_index (int): GT label that is not scored. Defaults to 255.
         split (str, optional): Split name printed with the results. Defaults
             to ``dataset_meta['split']`` when set, else ``'unknown'``.
@@ -98,11 +102,14 @@ class CAMIoUMetric(BaseMetric):
                              f'{cam_type!r}')
         if cam_dir is not None and not osp.isdir(cam_dir):
             raise FileNotFoundError(f'cam_dir {cam_dir} is not a folder')
-        self.threshold = float(threshold)
+        self.threshold = check_threshold(threshold, 'threshold')
         self.sweep = None if sweep is None else tuple(sweep)
         if self.sweep is not None and len(self.sweep) != 3:
             raise ValueError(f'sweep must be (start, stop, step) or None, '
                              f'got {sweep}')
+        if self.sweep is not None:
+            check_threshold(self.sweep[0], 'sweep start')
+            check_threshold(self.sweep[1], 'sweep stop')
         thresholds = [self.threshold]
         if self.sweep is not None:
             thresholds += default_thresholds(*self.sweep).tolist()
@@ -172,14 +179,12 @@ class CAMIoUMetric(BaseMetric):
                 continue
             gt = _to_numpy(_get(data_sample['gt_sem_seg'], 'data'))
             try:
+                if self.cam_type == 'cam':
+                    cams = upsample_strided_cams(cams, gt.shape[-2:])
                 conf = sweep_confusion(cams, keys, gt, self.thresholds,
                                        num_object_classes, self.ignore_index)
             except ValueError as e:
-                hint = ''
-                if self.cam_type == 'cam' and 'shape' in str(e):
-                    hint = ("; cam_type='cam' holds stride-4 maps, only "
-                            "'high_res' matches full-resolution GT")
-                raise ValueError(f'image {img_id!r}: {e}{hint}') from e
+                raise ValueError(f'image {img_id!r}: {e}') from e
             if self.results:
                 self.results[0] += conf
             else:

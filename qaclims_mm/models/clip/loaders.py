@@ -37,6 +37,8 @@ from mmengine.logging import print_log
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...utils.safe_load import load_torch_weights, load_torchscript_tensors
+
 OPENAI_VIT_L14_URL = (
     'https://openaipublic.azureedge.net/clip/models/b8cca3fd41ae0c99ba7e8951'
     'adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt')
@@ -64,12 +66,19 @@ def _require_file(path: str, hint: str) -> str:
 
 
 def _torch_load(path: str) -> object:
-    """``torch.load`` on CPU; falls back to full unpickling for trusted
-    checkpoints that hold non-tensor objects (e.g. detectron2 metadata)."""
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:
-        return torch.load(path, map_location='cpu', weights_only=False)
+    """``torch.load(weights_only=True)`` on CPU, never full unpickling.
+
+    A file that needs more than tensors and plain containers (e.g. a
+    detectron2 checkpoint pickling its own metadata classes) could run code
+    when unpickled, so it is refused with an error that names it.
+
+    Raises:
+        pickle.UnpicklingError: naming ``path``.
+    """
+    return load_torch_weights(
+        path, hint='CLIP / OV-Seg weights are read as tensors only. If you '
+        'trust the file, re-save its tensors once as a plain state dict '
+        '(torch.save({name: tensor, ...})) and pass that file.')
 
 
 def _as_tensor(value: object, key: str, path: str) -> Tensor:
@@ -141,7 +150,8 @@ def _check_and_load(model: nn.Module, tensors: Dict[str, Tensor],
 def load_openai_weights(model: nn.Module, path: str) -> int:
     """Load OpenAI CLIP weights into the visual tower of ``model``.
 
-    Accepts the OpenAI JIT archive (``ViT-L-14.pt``) or a plain state dict in
+    Accepts the OpenAI JIT archive (``ViT-L-14.pt``, whose tensors are read
+    without running its TorchScript) or a plain state dict in
     the same naming (optionally under ``'state_dict'`` with a ``module.``
     prefix, as open_clip training writes it). Every visual tensor must be
     present; a ``visual.mask_embedding`` entry, if any, is loaded too.
@@ -158,10 +168,15 @@ def load_openai_weights(model: nn.Module, path: str) -> int:
         RuntimeError: visual keys missing, unexpected or of the wrong shape.
     """
     path = _require_file(path, _OPENAI_HINT)
-    try:  # the official release is a TorchScript archive
-        state_dict = torch.jit.load(path, map_location='cpu').state_dict()
-    except RuntimeError:
+    try:  # the official release is a TorchScript archive: tensors only
+        state_dict = load_torchscript_tensors(path)
+    except ValueError:  # not TorchScript: a torch.save state dict
         state_dict = _torch_load(path)
+    except pickle.UnpicklingError as e:
+        raise pickle.UnpicklingError(
+            f'{e}\nIf you trust the file, re-save its weights once as a '
+            "plain state dict: torch.save(torch.jit.load(path).state_dict(), "
+            "'ViT-L-14_state_dict.pth'), and pass that file.") from e
     if not isinstance(state_dict, dict):
         raise TypeError(f'{path}: expected a state dict, got '
                         f'{type(state_dict).__name__}.')

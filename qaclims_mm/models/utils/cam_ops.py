@@ -55,6 +55,10 @@ def aggregate_multiscale_cams(
       ``up_stride``, summed, then cropped to ``H, W``.
 
     Both keep only the classes in ``keys`` and are max-normalised per map.
+    An image without labels (``K = 0``) gets empty ``[0, h, w]`` and
+    ``[0, H, W]`` maps, as the official code saves for it (it resizes every
+    map, then selects none); every consumer of a CAM file reads such an
+    image as all background.
 
     Args:
         scale_maps (Sequence[torch.Tensor]): One ``[C, h_s, w_s]`` per scale.
@@ -69,7 +73,12 @@ def aggregate_multiscale_cams(
     """
     small = strided_size(image_hw, cam_stride)
     up = strided_up_size(image_hw, up_stride)
-    keys = keys.to(scale_maps[0].device).long()
+    keys = keys.to(scale_maps[0].device).long().reshape(-1)
+    if keys.numel() == 0:
+        # F.interpolate refuses zero channels; nothing to resize anyway
+        ref = scale_maps[0]
+        return (ref.new_zeros((0, ) + small),
+                ref.new_zeros((0, int(image_hw[0]), int(image_hw[1]))))
     # select the labelled classes first: resizing is per channel, so this is
     # exact and saves the work on the other C - K maps
     picked = [m.index_select(0, keys)[None] for m in scale_maps]
@@ -84,8 +93,16 @@ def cams_to_seg(cams: torch.Tensor, keys: torch.Tensor,
                 threshold: float) -> torch.Tensor:
     """Label map from ``[K, H, W]`` CAMs: a background plane at ``threshold``.
 
-    Ties go to background. Returns ``[H, W]`` int64 labels, 0 = background,
-    ``keys[k] + 1`` for class map ``k``.
+    Ties go to background; ``K = 0`` gives all background.
+
+    Args:
+        cams (torch.Tensor): ``[K, H, W]`` CAMs.
+        keys (torch.Tensor): ``[K]`` 0-based class indices of the maps.
+        threshold (float): The background score.
+
+    Returns:
+        torch.Tensor: ``[H, W]`` int64 labels, 0 = background,
+        ``keys[k] + 1`` for class map ``k``.
     """
     bg = cams.new_full((1, ) + tuple(cams.shape[1:]), threshold)
     idx = torch.cat([bg, cams], dim=0).argmax(dim=0)
