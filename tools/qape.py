@@ -3,7 +3,10 @@
 Writes ``<out-dir>/corpus.json`` (raw answers, lemmas and post-processed
 texts; see ``qaclims_mm/qape/corpus.py``). Resumable: rerun the same command
 after a crash and it continues where it stopped. One run at a time per
-``--out-dir`` (a second one stops with an error naming the folder's lock).
+``--out-dir`` (a second one stops with an error naming the folder's lock);
+on a filesystem without ``flock`` (some NFS / FUSE mounts) the run stops
+with an error, and ``--no-lock`` runs there without the lock (then make sure
+yourself that no other run writes that folder).
 
 As the official ``get_blip_vqa_results.py``, every image of the labels file
 is asked (for VOC, ``cls_labels`` covers train_aug and val: 12,031 images,
@@ -96,6 +99,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-workers', type=int, default=2,
                         help='image-loading workers per process (default: 2)')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--no-lock', action='store_true',
+                        help='do not lock --out-dir (only for a filesystem '
+                        'without flock, where the locked run fails; nothing '
+                        'then stops a second run into the folder)')
     args = parser.parse_args(argv)
     files = (args.split_file, args.img_dir, args.labels_file)
     if bool(args.config) == any(files):
@@ -192,7 +199,8 @@ def main(argv=None) -> None:
                       chunk_images=args.chunk_images,
                       num_workers=args.num_workers,
                       progress=not args.no_progress,
-                      meta=dict(source=source))
+                      meta=dict(source=source),
+                      lock=not args.no_lock)
     if corpus is not None:
         print(f'QA corpus written: {corpus}')
     if torch.distributed.is_initialized():

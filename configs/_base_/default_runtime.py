@@ -23,4 +23,6 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
                     max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    # mmseg's SegVisualizationHook, reading images as stored (EXIF
+    # orientation ignored, as every stage): tools/test.py --show/--show-dir
+    visualization=dict(type='WSSSVisualizationHook'))

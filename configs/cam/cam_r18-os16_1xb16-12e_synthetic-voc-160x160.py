@@ -22,7 +22,7 @@ test_dataloader = dict(persistent_workers=False)
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=12),
-    visualization=dict(type='SegVisualizationHook', draw=False))
+    visualization=dict(draw=False))
 custom_hooks = [
     dict(type='SaveCAMHook', out_dir='cams/train', vis_dir='cam_vis',
          num_vis=8)

@@ -15,7 +15,10 @@ _base_ = [
 ]
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
+# StrictEncoderDecoder: mmseg's EncoderDecoder that refuses a checkpoint with
+# missing or mis-shaped keys (load_from, --resume, tools/test.py)
 model = dict(
+    type='StrictEncoderDecoder',
     data_preprocessor=data_preprocessor,
     pretrained=None,
     backbone=dict(

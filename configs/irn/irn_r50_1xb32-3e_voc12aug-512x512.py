@@ -114,4 +114,4 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=3)
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=3,
                     max_keep_ckpts=1),
-    visualization=dict(type='SegVisualizationHook', draw=False))
+    visualization=dict(draw=False))

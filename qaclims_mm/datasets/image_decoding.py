@@ -1,16 +1,26 @@
 """How every stage decodes an image: the EXIF orientation is ignored.
 
-The official QA-CLIMS / CLIMS / IRN code reads images with ``imageio`` /
-PIL, which return the pixels as stored: an EXIF ``Orientation`` tag is not
-applied. mmcv's default (``LoadImageFromFile(color_type='color')``,
-``mmcv.imread(flag='color')``, cv2 and pillow backends alike) applies it. An
-EXIF-rotated JPEG (COCO has some) would then get CAMs in one orientation and
-CRF images, IR labels or masks in the other, or a size-mismatch error.
+We return the pixels as stored and never apply an EXIF ``Orientation`` tag.
+That matches the official COCO path (PIL's ``Image.open``, which does not
+rotate) and ``imageio``'s current pillow plugin (``imageio.v2.imread`` /
+``imageio.v3.imread``, ``rotate=False`` by default), which the official
+QA-CLIMS / CLIMS / IRN VOC code reads with. Whether ``imageio`` rotates
+depends on its version: older releases decoded JPEGs with the legacy
+``JPEG-PIL`` reader, whose ``exifrotate=True`` default applied the tag, so
+an official run on such a release saw EXIF-rotated images rotated.
+
+mmcv's default (``LoadImageFromFile(color_type='color')``,
+``mmcv.imread(flag='color')``, cv2 and pillow backends alike) applies the
+tag. Mixing the two, an EXIF-rotated JPEG (COCO has some) would get CAMs in
+one orientation and CRF images, IR labels or masks in the other, or a
+size-mismatch error.
 
 Every pipeline therefore loads images with
-``dict(type='LoadImageFromFile', color_type=IMAGE_COLOR_TYPE)`` and every
-direct read goes through :func:`read_image`. This module needs mmcv's image
-I/O only (available in mmcv-lite).
+``dict(type='LoadImageFromFile', color_type=IMAGE_COLOR_TYPE)``, every direct
+read goes through :func:`read_image`, and ``tools/test.py --show`` /
+``--show-dir`` paints through ``WSSSVisualizationHook`` (the configs' default
+``visualization`` hook), which reads the same way. This module needs mmcv's
+image I/O only (available in mmcv-lite).
 """
 import os.path as osp
 

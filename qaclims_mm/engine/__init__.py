@@ -1,3 +1,7 @@
-from .hooks import CAMToPseudoLabelHook, NumClassesCheckHook, SaveCAMHook
+from .hooks import (CAMToPseudoLabelHook, NumClassesCheckHook, SaveCAMHook,
+                    WSSSVisualizationHook)
 
-__all__ = ['SaveCAMHook', 'CAMToPseudoLabelHook', 'NumClassesCheckHook']
+__all__ = [
+    'SaveCAMHook', 'CAMToPseudoLabelHook', 'NumClassesCheckHook',
+    'WSSSVisualizationHook'
+]

@@ -18,7 +18,10 @@ the output folder::
   ``corpus.json`` is written; a second run into the same folder stops at once
   with an error naming the lock and its holder. The kernel drops the lock when
   the holder exits, also on ``kill -9``, so a killed run never leaves the
-  folder locked.
+  folder locked. On a filesystem without ``flock`` (some NFS / FUSE mounts:
+  ``ENOLCK``, ``EOPNOTSUPP``, ``ENOSYS``) the run stops with an error naming
+  the lock file and the folder; ``lock=False`` (``tools/qape.py --no-lock``)
+  runs unlocked there, and then nothing stops a second run into the folder.
 * **Duplicate pairs.** A pair answered in two shards (e.g. by two runs of an
   older version at once) is merged when both records hold the same answers;
   different answers are an error naming both shard files.
@@ -75,6 +78,17 @@ class ImageReadError(RuntimeError):
 
 class OutputDirLockedError(RuntimeError):
     """Another run is writing the output folder (names the lock file)."""
+
+
+class OutputDirLockUnsupportedError(RuntimeError):
+    """The output folder's filesystem cannot lock (names the lock file and
+    the folder, and the opt-out)."""
+
+
+#: ``flock`` errors of a filesystem that does not support locking.
+_NO_LOCK_ERRNOS = frozenset(
+    getattr(errno, name) for name in ('ENOLCK', 'EOPNOTSUPP', 'ENOTSUP',
+                                      'ENOSYS') if hasattr(errno, name))
 
 
 # ----------------------------------------------------------------------------
@@ -313,15 +327,25 @@ def lock_out_dir(out_dir: str) -> Iterator[str]:
     Raises:
         OutputDirLockedError: naming the lock file and its holder, when
             another run holds it.
+        OutputDirLockUnsupportedError: naming the lock file and the folder,
+            when its filesystem (or the platform) has no ``flock``.
     """
-    import fcntl  # POSIX only
     os.makedirs(out_dir, exist_ok=True)
     path = osp.join(out_dir, LOCK_FILE)
+    try:
+        import fcntl  # POSIX only
+    except ImportError:
+        raise _lock_unsupported(out_dir, path, 'no fcntl on this platform')
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inheritable
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
+            if e.errno in _NO_LOCK_ERRNOS:
+                raise _lock_unsupported(
+                    out_dir, path,
+                    f'{errno.errorcode.get(e.errno, e.errno)}: '
+                    f'{e.strerror}') from e
             if e.errno not in (errno.EAGAIN, errno.EACCES,
                                errno.EWOULDBLOCK):
                 raise
@@ -345,6 +369,18 @@ def lock_out_dir(out_dir: str) -> Iterator[str]:
                 os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # releases the lock
+
+
+def _lock_unsupported(out_dir: str, path: str,
+                      reason: str) -> OutputDirLockUnsupportedError:
+    """The error for a folder that cannot be locked."""
+    return OutputDirLockUnsupportedError(
+        f'cannot lock the QAPE output folder {out_dir}: flock on {path} '
+        f'failed ({reason}); its filesystem does not support locking (e.g. '
+        f'some NFS or FUSE mounts). Use an --out-dir on a local filesystem, '
+        f'or run without the lock (tools/qape.py --no-lock, '
+        f'run_qape(lock=False)) if you make sure that no other run writes '
+        f'{out_dir} at the same time.')
 
 
 def check_settings(out_dir: str, settings: Dict[str, Any],
@@ -574,7 +610,8 @@ def run_qape(engine: VQAEngine,
              chunk_images: int = 32,
              num_workers: int = 2,
              progress: bool = True,
-             meta: Optional[dict] = None) -> Optional[str]:
+             meta: Optional[dict] = None,
+             lock: bool = True) -> Optional[str]:
     """Answer every (image, class) pair of ``items`` and build the corpus.
 
     Works alone or under ``torch.distributed`` (initialised by the caller):
@@ -590,12 +627,18 @@ def run_qape(engine: VQAEngine,
         num_workers (int): Image-loading workers per rank. Defaults to 2.
         progress (bool): Progress bar. Defaults to True.
         meta (dict, optional): Extra provenance for the corpus.
+        lock (bool): Hold ``<out_dir>/.qape.lock`` while the run writes
+            (:func:`lock_out_dir`). False only for a filesystem without
+            ``flock``, where nothing then stops a second run into
+            ``out_dir``. Defaults to True.
 
     Returns:
         str | None: The corpus path on rank 0, None on other ranks.
 
     Raises:
         OutputDirLockedError: another run is writing ``out_dir``.
+        OutputDirLockUnsupportedError: ``out_dir`` cannot be locked (its
+            filesystem has no ``flock``) and ``lock`` is True.
         ValueError: ``out_dir`` holds a run with other settings.
         ImageReadError: an image cannot be read (shards already written are
             kept; rerunning resumes).
@@ -609,7 +652,8 @@ def run_qape(engine: VQAEngine,
         error = None
         if rank == 0:
             try:
-                stack.enter_context(lock_out_dir(out_dir))
+                if lock:
+                    stack.enter_context(lock_out_dir(out_dir))
                 check_settings(out_dir, settings, write=True)
             except Exception as e:  # shared, so no rank waits forever
                 error = e

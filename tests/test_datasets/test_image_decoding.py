@@ -133,3 +133,49 @@ def test_dataset_warns_about_orientation_applying_decoders(synthetic_voc_root):
             pipeline=[dict(type='LoadImageFromFile',
                            color_type=IMAGE_COLOR_TYPE)])
     assert not log.call_args_list
+
+
+# ------------------------------------ tools/test.py --show / --show-dir
+def drawn_image(hook, exif_jpeg) -> np.ndarray:
+    """The image a visualization hook hands to the visualizer."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    sample = SegDataSample(metainfo=dict(img_path=exif_jpeg,
+                                         ori_shape=STORED_HW))
+    sample.pred_sem_seg = PixelData(
+        data=torch.zeros((1, ) + STORED_HW, dtype=torch.long))
+    with mock.patch.object(hook._visualizer, 'add_datasample') as add:
+        hook.after_test_iter(mock.Mock(iter=0), 0, {}, [sample])
+    (name, image), kwargs = add.call_args
+    assert name == 'test_rotated.jpg' and kwargs['data_sample'] is sample
+    return image
+
+
+@pytest.mark.parametrize('config', CONFIGS,
+                         ids=[osp.basename(p) for p in CONFIGS])
+def test_show_dir_paints_on_the_stored_orientation(config, exif_jpeg,
+                                                   tmp_path):
+    """The visualization hook of every config (what tools/test.py --show-dir
+    turns on) reads the image as the pipeline does."""
+    from mmengine.registry import HOOKS
+    from mmengine.visualization import Visualizer
+    cfg = Config.fromfile(config)
+    spec = dict(cfg.default_hooks.visualization, draw=True, interval=1)
+    Visualizer.get_instance(
+        f'vis_{osp.basename(config)}', vis_backends=[
+            dict(type='LocalVisBackend')
+        ], save_dir=str(tmp_path))
+    hook = HOOKS.build(spec)
+    assert_stored(drawn_image(hook, exif_jpeg))
+
+
+def test_visualization_hook_with_a_file_backend(exif_jpeg, tmp_path):
+    from mmengine.visualization import Visualizer
+
+    from qaclims_mm.engine.hooks import WSSSVisualizationHook
+    Visualizer.get_instance('vis_backend_args', save_dir=str(tmp_path))
+    hook = WSSSVisualizationHook(draw=True, interval=1,
+                                 backend_args=dict(backend='local'))
+    image = drawn_image(hook, exif_jpeg)
+    assert_stored(image)
+    np.testing.assert_array_equal(image, read_image(exif_jpeg, 'rgb'))

@@ -1,5 +1,7 @@
 """CAMClassifier: build, loss, multi-scale inference, checkpoint conversion."""
+import logging
 import math
+from unittest import mock
 
 import pytest
 import torch
@@ -288,6 +290,47 @@ def test_allow_missing_keys_and_bn_counters(tmp_path):
     runner_load(model, path)
     torch.testing.assert_close(model.backbone.conv1.weight,
                                good['backbone.conv1.weight'])
+
+
+def test_allow_mismatched_keys_keeps_init_and_warns(tmp_path):
+    """A 4-class checkpoint into a 6-class model: refused, with a message
+    pointing at allow_mismatched_keys (not allow_missing_keys); with the
+    pattern the head keeps its initialisation and a warning names it."""
+    from qaclims_mm.models.segmentors import checkpoint_guard
+    torch.manual_seed(0)
+    src = MODELS.build(tiny_cfg(num_classes=4)).state_dict()
+    path = save_checkpoint(tmp_path / 'four.pth', src)
+    with pytest.raises(KeyError) as err:
+        runner_load(MODELS.build(tiny_cfg(num_classes=6)), path)
+    message = str(err.value)
+    assert 'cam_head.classifier.weight: checkpoint (4, 64, 1, 1)' in message
+    assert 'may have another shape' in message
+    assert 'in allow_mismatched_keys' in message
+    # allow_missing_keys is about absent keys only: it does not admit this
+    with pytest.raises(KeyError, match='cam_head.classifier.weight'):
+        runner_load(MODELS.build(dict(tiny_cfg(num_classes=6),
+                                      allow_missing_keys=['cam_head.*'])),
+                    path)
+    model = MODELS.build(dict(tiny_cfg(num_classes=6),
+                              allow_mismatched_keys=['cam_head.*']))
+    init = model.cam_head.classifier.weight.detach().clone()
+    with mock.patch.object(checkpoint_guard, 'print_log') as log:
+        runner_load(model, path)
+    torch.testing.assert_close(model.cam_head.classifier.weight, init)
+    torch.testing.assert_close(model.backbone.conv1.weight,
+                               src['backbone.conv1.weight'])
+    (message, ), kwargs = log.call_args
+    assert 'cam_head.classifier.weight' in message
+    assert 'keep their initialisation' in message
+    assert kwargs['level'] == logging.WARNING
+    # the same pattern does not hide a missing key
+    no_head = {k: v for k, v in src.items() if not k.startswith('cam_head')}
+    with pytest.raises(KeyError, match='missing from the checkpoint'):
+        runner_load(MODELS.build(dict(tiny_cfg(num_classes=6),
+                                      allow_mismatched_keys=['cam_head.*'])),
+                    save_checkpoint(tmp_path / 'no_head.pth', no_head))
+    with pytest.raises(TypeError, match='allow_mismatched_keys'):
+        MODELS.build(dict(tiny_cfg(), allow_mismatched_keys='cam_head.*'))
 
 
 def test_stock_mmseg_test_tool_refuses_a_mismatched_checkpoint(tmp_path):

@@ -4,6 +4,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+from unittest import mock
 
 import mmcv
 import numpy as np
@@ -559,8 +560,8 @@ def test_shipped_configs(name, classes, loss, iters, batch, scales):
     init = cfg.model.backbone.init_cfg
     assert init.type == 'Pretrained' and init.checkpoint.startswith(
         'data/pretrained/')  # local files only
-    if scales is None:  # mmseg's DeepLabV3+
-        assert cfg.model.type == 'EncoderDecoder'
+    if scales is None:  # mmseg's DeepLabV3+, with the checkpoint check
+        assert cfg.model.type == 'StrictEncoderDecoder'
         assert cfg.model.get('pretrained') is None
         return
     assert cfg.model.type == 'MSCEncoderDecoder'
@@ -600,3 +601,111 @@ def test_v2_configs_use_the_deeplab_pytorch_stem_pool_and_ce_mean():
     # 0.75 branch of a 321 crop: 241 -> conv 121 -> ceil pool 61 (floor: 60)
     feats = model.extract_feat(torch.zeros(1, 3, 241, 241))
     assert feats[-1].shape[-1] == 31
+
+
+# --------------------------------------- DeepLabV3+: checkpoints that differ
+V3P_CONFIGS = ('deeplabv3plus_r101-d8_4xb4-40k_voc12aug-pseudo-512x512',
+               'deeplabv3plus_r101-d8_4xb4-80k_coco14-pseudo-512x512')
+
+
+def tiny_v3plus_model_cfg(name: str, **model) -> dict:
+    """A shipped DeepLabV3+ config's model, with a ResNet-18-V1c of 8 base
+    channels (64 output channels) and narrow heads."""
+    cfg = Config.fromfile(osp.join(REPO, 'configs/deeplab', name + '.py'))
+    cfg.model.backbone.update(depth=18, stem_channels=16, base_channels=8,
+                              init_cfg=None)
+    cfg.model.decode_head.update(in_channels=64, channels=16,
+                                 c1_in_channels=8, c1_channels=8)
+    cfg.model.auxiliary_head.update(in_channels=32, channels=16)
+    cfg.model.update(model)
+    return cfg.model.to_dict()
+
+
+def runner_load_from(model, state_dict: dict, tmp_path):
+    """Runner(load_from=...).load_or_resume(): the path of the stock
+    tools/train.py ``load_from`` and tools/test.py CHECKPOINT (``model``: a
+    config or a built model)."""
+    from mmengine.runner import Runner
+    path = str(tmp_path / 'checkpoint.pth')
+    torch.save(dict(meta=dict(iter=1), state_dict=state_dict), path)
+    runner = Runner(model=model, work_dir=str(tmp_path / 'work'),
+                    load_from=path, default_scope='mmseg')
+    runner.load_or_resume()
+    return runner.model
+
+
+@pytest.mark.parametrize('name', V3P_CONFIGS)
+def test_deeplabv3plus_load_from_refuses_a_mismatched_checkpoint(
+        name, tmp_path):
+    """mmseg's EncoderDecoder would log a warning and test with random
+    layer4 / head weights; the shipped configs must refuse."""
+    torch.manual_seed(0)
+    good = MODELS.build(tiny_v3plus_model_cfg(name)).state_dict()
+    loaded = runner_load_from(tiny_v3plus_model_cfg(name), good, tmp_path)
+    for key, value in good.items():
+        torch.testing.assert_close(loaded.state_dict()[key], value)
+
+    renamed = {k.replace('backbone.layer4.', 'backbone.stage4.'): v
+               for k, v in good.items()}
+    with pytest.raises(KeyError, match=r'StrictEncoderDecoder.*missing from '
+                       r'the checkpoint \(first: backbone\.layer4\.0\.conv1'
+                       r'\.weight'):
+        runner_load_from(tiny_v3plus_model_cfg(name), renamed, tmp_path)
+
+    shaped = dict(good)
+    shaped['decode_head.conv_seg.weight'] = torch.zeros(3, 16, 1, 1)
+    with pytest.raises(KeyError, match=r'decode_head\.conv_seg\.weight: '
+                       r'checkpoint \(3, 16, 1, 1\) vs model'):
+        runner_load_from(tiny_v3plus_model_cfg(name), shaped, tmp_path)
+
+
+def test_deeplabv3plus_coco_checkpoint_into_voc_classes(tmp_path):
+    """allow_mismatched_keys: an 81-class COCO model fine-tuned into the 21
+    VOC classes loads everything but the classifiers, which keep their
+    initialisation, with a warning naming them."""
+    from qaclims_mm.models.segmentors import checkpoint_guard
+    torch.manual_seed(0)
+    coco = MODELS.build(tiny_v3plus_model_cfg(V3P_CONFIGS[1])).state_dict()
+    voc_cfg = tiny_v3plus_model_cfg(V3P_CONFIGS[0])
+    with pytest.raises(KeyError, match='allow_mismatched_keys'):
+        runner_load_from(voc_cfg, coco, tmp_path)
+    allowed = ['decode_head.conv_seg.*', 'auxiliary_head.conv_seg.*']
+    model = MODELS.build(dict(voc_cfg, allow_mismatched_keys=allowed))
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    with mock.patch.object(checkpoint_guard, 'print_log') as log:
+        assert runner_load_from(model, coco, tmp_path) is model
+    heads = {f'{h}.conv_seg.{p}' for h in ('decode_head', 'auxiliary_head')
+             for p in ('weight', 'bias')}
+    warnings = [c.args[0] for c in log.call_args_list]
+    assert len(warnings) == 1 and 'keep their initialisation' in warnings[0]
+    assert all(key in warnings[0] for key in heads), warnings
+    state = model.state_dict()
+    for key, value in coco.items():
+        if key in heads:
+            assert state[key].shape[0] == 21
+            torch.testing.assert_close(state[key], init[key])
+        else:
+            torch.testing.assert_close(state[key], value)
+    # other patterns still guard the rest
+    shaped = dict(coco)
+    shaped['backbone.layer4.0.conv1.weight'] = torch.zeros(1, 1, 1, 1)
+    with pytest.raises(KeyError, match=r'backbone\.layer4\.0\.conv1'):
+        runner_load_from(dict(voc_cfg, allow_mismatched_keys=allowed),
+                         shaped, tmp_path)
+
+
+def test_every_shipped_model_checks_its_checkpoints():
+    """No shipped config uses a segmentor that loads mismatched checkpoints
+    with a warning only."""
+    import glob
+    from qaclims_mm.models.segmentors.checkpoint_guard import \
+        StrictCheckpointMixin
+    paths = [p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
+                                  recursive=True) if '_base_' not in p]
+    assert len(paths) > 5
+    for path in paths:
+        cfg = Config.fromfile(path)
+        if 'model' not in cfg:
+            continue
+        cls = MODELS.get(cfg.model.type)
+        assert issubclass(cls, StrictCheckpointMixin), (path, cls)

@@ -234,6 +234,40 @@ def test_batch_without_labels_gives_all_losses_zero(clip_files):
     torch.testing.assert_close(cams.grad, torch.zeros_like(cams))
 
 
+def test_label_less_batch_gives_real_zeros_with_non_finite_cams(clip_files):
+    """A label-less batch whose CAMs hold NaN / inf still gives losses of
+    exactly 0 (``cams.sum() * 0`` was NaN, and a NaN loss poisons the
+    optimizer step and the logged loss), still attached to every parameter
+    of the network that produced the CAMs, with finite zero gradients."""
+    head = ritc_head(clip_files[0])
+    logits = torch.randn(2, 5, 6, 6, requires_grad=True)
+    bad = torch.zeros(2, 5, 6, 6)
+    bad[0, 1, 2, 3] = float('nan')
+    bad[1, 4, 0, 0] = float('inf')
+    bad[1, 0, 5, 5] = float('-inf')
+    cams = torch.sigmoid(logits) + bad
+    losses = head.loss_by_feat(cams, torch.randn(2, 3, 40, 40),
+                               torch.zeros(2, 5), [])
+    for name, value in losses.items():
+        assert value.item() == 0, (name, value)
+        assert value.requires_grad, name
+    sum(losses.values()).backward()
+    torch.testing.assert_close(logits.grad, torch.zeros_like(logits))
+    # through the head itself: every trainable parameter gets a (zero)
+    # gradient, so DDP (find_unused_parameters=False) sees all of them used
+    head.zero_grad()
+    losses = head.loss([torch.randn(2, 8, 6, 6)], torch.randn(2, 3, 40, 40),
+                       torch.zeros(2, 5), [])
+    assert all(v.item() == 0 for v in losses.values()), losses
+    sum(losses.values()).backward()
+    trainable = [(n, p) for n, p in head.named_parameters()
+                 if p.requires_grad]
+    assert trainable
+    for name, param in trainable:
+        assert param.grad is not None, name
+        torch.testing.assert_close(param.grad, torch.zeros_like(param))
+
+
 def test_unlabelled_image_of_a_mixed_batch_counts_in_reg(clip_files):
     """Official: L_REG is the mean over the whole batch, label-less images
     included; the region losses see only the labelled images' pairs."""

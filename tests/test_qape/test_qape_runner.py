@@ -522,3 +522,73 @@ def test_torchrun_two_processes(synthetic_voc_root, tmp_path):
     corpus = load_corpus(osp.join(out, 'corpus.json'))
     assert sorted(corpus.entries) == sorted(ids)
     assert corpus.meta['runtime']['world_size'] == 2
+
+
+@pytest.fixture
+def no_flock(monkeypatch):
+    """A filesystem without locking: every flock fails with ENOLCK."""
+    import errno
+    import fcntl
+
+    def flock(fd, operation):
+        raise OSError(errno.ENOLCK, 'No locks available')
+
+    monkeypatch.setattr(fcntl, 'flock', flock)
+
+
+def test_filesystem_without_flock_is_named_and_can_opt_out(
+        voc_items, tmp_path, no_flock):
+    out = str(tmp_path / 'nfs' / 'qape')
+    lock = osp.join(out, runner.LOCK_FILE)
+    with pytest.raises(runner.OutputDirLockUnsupportedError) as err:
+        with runner.lock_out_dir(out):
+            pass
+    message = str(err.value)
+    assert lock in message and f'folder {out}:' in message
+    assert 'ENOLCK' in message and '--no-lock' in message
+    assert 'lock=False' in message
+    engine = FakeEngine()
+    with pytest.raises(runner.OutputDirLockUnsupportedError, match=lock):
+        runner.run_qape(engine, voc_items[:2], QuestionSet(), out,
+                        num_workers=0, progress=False)
+    assert engine.calls == 0 and not runner.list_shards(out)
+    # the explicit opt-out runs unlocked
+    path = runner.run_qape(engine, voc_items[:2], QuestionSet(), out,
+                           num_workers=0, progress=False, lock=False)
+    assert len(load_corpus(path)) == len(all_pairs(voc_items[:2]))
+
+
+@pytest.mark.parametrize('code', ['EOPNOTSUPP', 'ENOSYS'])
+def test_other_no_lock_errnos(tmp_path, monkeypatch, code):
+    import errno
+    import fcntl
+
+    def flock(fd, operation):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    monkeypatch.setattr(fcntl, 'flock', flock)
+    with pytest.raises(runner.OutputDirLockUnsupportedError,
+                       match='cannot lock the QAPE output folder'):
+        with runner.lock_out_dir(str(tmp_path)):
+            pass
+
+
+def test_tool_no_lock_option(synthetic_voc_root, tmp_path, monkeypatch,
+                             no_flock):
+    tool = load_tool()
+    monkeypatch.setattr(tool, 'build_vqa_engine', lambda cfg: FakeEngine())
+    labels_file = osp.join(synthetic_voc_root, 'cls_labels.json')
+    split = osp.join(synthetic_voc_root, 'ImageSets/Segmentation/train.txt')
+    out = str(tmp_path / 'qape')
+    argv = ['--img-dir', osp.join(synthetic_voc_root, 'JPEGImages'),
+            '--labels-file', labels_file, '--split-file', split,
+            '--model-path', 'fake', '--device', 'cpu', '--out-dir', out,
+            '--num-workers', '0', '--no-progress']
+    with pytest.raises(runner.OutputDirLockUnsupportedError,
+                       match='--no-lock'):
+        tool.main(argv)
+    tool.main(argv + ['--no-lock'])
+    corpus = load_corpus(osp.join(out, 'corpus.json'))
+    assert len(corpus) == len(all_pairs(runner.items_from_files(
+        split, osp.join(synthetic_voc_root, 'JPEGImages'), labels_file,
+        'voc')))

@@ -200,11 +200,16 @@ class RITCHead(_FrozenCLIPMixin, CAMHead):
         As the official COCO training loop (fix ``987265f``): when no image
         of the batch has a label, **all** losses, L_REG included, are zero
         (here zeros attached to the graph, so every rank still runs its
-        backward). In a batch with at least one labelled image, L_REG is the
+        backward through every parameter that produced ``cams``, as DDP
+        needs). In a batch with at least one labelled image, L_REG is the
         mean over every image of the batch, label-less ones included (see
         :meth:`loss_by_feat`).
+
+        The zeros are exact even when ``cams`` holds NaN or inf (``x * 0``
+        would give NaN there): non-finite entries are replaced before the
+        multiplication, so the value and the gradient to ``cams`` are 0.
         """
-        zero = cams.sum() * 0
+        zero = cams.nan_to_num(nan=0., posinf=0., neginf=0.).mul(0).sum()
         return {
             m.loss_name: zero
             for m in self.children() if hasattr(m, 'loss_name')

@@ -67,6 +67,11 @@ class CAMClassifier(StrictCheckpointMixin, BaseSegmentor):
             size-mismatched key makes ``load_from``, ``--resume`` and
             ``tools/test.py`` fail (:class:`StrictCheckpointMixin`).
             Defaults to ().
+        allow_mismatched_keys (Sequence[str]): ``fnmatch`` patterns of
+            model keys a loaded checkpoint may hold with another shape (e.g.
+            a head of another class count): those tensors are not loaded,
+            keep their initialisation, and a warning names them. Defaults to
+            ().
     """
 
     def __init__(self,
@@ -77,12 +82,14 @@ class CAMClassifier(StrictCheckpointMixin, BaseSegmentor):
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
-                 allow_missing_keys: Sequence[str] = ()) -> None:
+                 allow_missing_keys: Sequence[str] = (),
+                 allow_mismatched_keys: Sequence[str] = ()) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='WSSSDataPreProcessor')
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.allow_missing_keys = tuple(allow_missing_keys)
+        self.set_checkpoint_allowances(allow_missing_keys,
+                                       allow_mismatched_keys)
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck) if neck is not None else None
         self.cam_head = MODELS.build(cam_head)

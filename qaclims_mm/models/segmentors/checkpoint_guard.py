@@ -12,12 +12,18 @@ there and raises, naming the first few offending keys.
 
 Partial loads stay possible: load into the submodule itself
 (``model.backbone.load_state_dict(...)``, ``init_cfg`` ``Pretrained`` of the
-backbone), or list the keys that may be absent in ``allow_missing_keys``.
+backbone), list the keys that may be absent in ``allow_missing_keys``, or
+the keys whose checkpoint tensor may have another shape in
+``allow_mismatched_keys`` (e.g. fine-tuning an 81-class COCO head into 21 VOC
+classes): such tensors are dropped from the loaded state dict, keep their
+initialisation, and a warning names them.
 """
 import fnmatch
+import logging
 from typing import Dict, List, Sequence, Tuple
 
 import torch
+from mmengine.logging import print_log
 
 #: Keys every segmentor accepts as absent: BatchNorm's batch counters (only
 #: used with ``momentum=None``; older checkpoints lack them).
@@ -27,11 +33,17 @@ DEFAULT_ALLOWED_MISSING_KEYS: Tuple[str, ...] = ('*num_batches_tracked', )
 _NUM_NAMED = 5
 
 
+def _matches(key: str, patterns: Sequence[str]) -> bool:
+    """Whether ``key`` matches any of the ``fnmatch`` ``patterns``."""
+    return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+
 def checkpoint_mismatches(model_state: Dict[str, torch.Tensor],
                           checkpoint: Dict[str, torch.Tensor],
                           prefix: str = '',
-                          allow_missing: Sequence[str] = ()
-                          ) -> Tuple[List[str], List[str]]:
+                          allow_missing: Sequence[str] = (),
+                          allow_mismatched: Sequence[str] = ()
+                          ) -> Tuple[List[str], List[str], List[str]]:
     """Model keys absent from ``checkpoint`` and keys of another shape.
 
     Args:
@@ -40,34 +52,67 @@ def checkpoint_mismatches(model_state: Dict[str, torch.Tensor],
         prefix (str): The model's prefix in ``checkpoint``. Defaults to ''.
         allow_missing (Sequence[str]): ``fnmatch`` patterns (matched against
             the unprefixed key) of keys that may be absent. Defaults to ().
+        allow_mismatched (Sequence[str]): ``fnmatch`` patterns (unprefixed)
+            of keys whose checkpoint tensor may have another shape.
+            Defaults to ().
 
     Returns:
-        tuple: ``(missing, mismatched)``; ``mismatched`` entries read
-        ``'key: checkpoint (a, b) vs model (c, d)'``.
+        tuple: ``(missing, mismatched, allowed_mismatched)``: the offending
+        missing keys, the offending mis-shaped keys (entries read
+        ``'key: checkpoint (a, b) vs model (c, d)'``) and the unprefixed
+        mis-shaped keys that ``allow_mismatched`` accepts.
     """
-    missing, mismatched = [], []
+    missing, mismatched, allowed = [], [], []
     for key, own in model_state.items():
         value = checkpoint.get(prefix + key)
         if value is None:
-            if not any(fnmatch.fnmatchcase(key, p) for p in allow_missing):
+            if not _matches(key, allow_missing):
                 missing.append(key)
         elif hasattr(value, 'shape') and tuple(value.shape) != tuple(
                 own.shape):
-            mismatched.append(f'{key}: checkpoint {tuple(value.shape)} vs '
-                              f'model {tuple(own.shape)}')
-    return missing, mismatched
+            if _matches(key, allow_mismatched):
+                allowed.append(key)
+            else:
+                mismatched.append(f'{key}: checkpoint {tuple(value.shape)} '
+                                  f'vs model {tuple(own.shape)}')
+    return missing, mismatched, allowed
 
 
 class StrictCheckpointMixin:
     """Makes a segmentor refuse a checkpoint with missing or mis-shaped keys.
 
-    Mix in before the ``BaseSegmentor`` class and set
-    ``self.allow_missing_keys`` in ``__init__`` (``fnmatch`` patterns, added
-    to :data:`DEFAULT_ALLOWED_MISSING_KEYS`). Unexpected extra keys are left
-    to MMEngine's warning.
+    Mix in before the ``BaseSegmentor`` class and call
+    :meth:`set_checkpoint_allowances` in ``__init__``:
+    ``allow_missing_keys`` (``fnmatch`` patterns, added to
+    :data:`DEFAULT_ALLOWED_MISSING_KEYS`) may be absent from the checkpoint;
+    ``allow_mismatched_keys`` may have another shape there, and such tensors
+    are dropped from the loaded state dict (they keep their initialisation;
+    a warning names them). Unexpected extra keys are left to MMEngine's
+    warning.
     """
 
     allow_missing_keys: Tuple[str, ...] = ()
+    allow_mismatched_keys: Tuple[str, ...] = ()
+
+    def set_checkpoint_allowances(
+            self, allow_missing_keys: Sequence[str] = (),
+            allow_mismatched_keys: Sequence[str] = ()) -> None:
+        """Set the ``fnmatch`` patterns the checkpoint check accepts.
+
+        Args:
+            allow_missing_keys (Sequence[str]): Model keys a checkpoint may
+                lack. Defaults to ().
+            allow_mismatched_keys (Sequence[str]): Model keys a checkpoint may
+                hold with another shape; those tensors are not loaded.
+                Defaults to ().
+        """
+        for name, value in (('allow_missing_keys', allow_missing_keys),
+                            ('allow_mismatched_keys', allow_mismatched_keys)):
+            if isinstance(value, str):
+                raise TypeError(f'{name} must be a sequence of fnmatch '
+                                f'patterns, got the string {value!r}')
+        self.allow_missing_keys = tuple(allow_missing_keys)
+        self.allow_mismatched_keys = tuple(allow_mismatched_keys)
 
     def _checkpoint_hint(self, state_dict: dict, prefix: str) -> str:
         """Extra advice appended to the error (override per model)."""
@@ -76,8 +121,9 @@ class StrictCheckpointMixin:
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs):
         allow = DEFAULT_ALLOWED_MISSING_KEYS + tuple(self.allow_missing_keys)
-        missing, mismatched = checkpoint_mismatches(self.state_dict(),
-                                                    state_dict, prefix, allow)
+        missing, mismatched, allowed = checkpoint_mismatches(
+            self.state_dict(), state_dict, prefix, allow,
+            self.allow_mismatched_keys)
         if missing or mismatched:
             parts = []
             if missing:
@@ -92,9 +138,20 @@ class StrictCheckpointMixin:
                 f'the checkpoint loaded into {type(self).__name__} does not '
                 f'match the model: {"; ".join(parts)}. Loading it would leave '
                 f'those weights at their initialisation. Load a checkpoint of '
-                f'this model, or list keys that may be absent in the '
-                f"model's allow_missing_keys (fnmatch patterns)."
+                f'this model, or list in the model config (fnmatch patterns '
+                f'of model keys) the keys that may be absent in '
+                f'allow_missing_keys and those that may have another shape '
+                f'(they keep their initialisation) in allow_mismatched_keys.'
                 f'{self._checkpoint_hint(state_dict, prefix)}')
+        if allowed:
+            # the children load after this call, from this very dict
+            for key in allowed:
+                del state_dict[prefix + key]
+            print_log(
+                f'{type(self).__name__}: {len(allowed)} checkpoint tensor(s) '
+                f'of another shape not loaded (allow_mismatched_keys), they '
+                f'keep their initialisation: {", ".join(allowed)}',
+                logger='current', level=logging.WARNING)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)

@@ -54,6 +54,11 @@ class IRNet(StrictCheckpointMixin, BaseSegmentor):
             keys a loaded checkpoint may lack; any other missing or
             size-mismatched key fails the load
             (:class:`StrictCheckpointMixin`). Defaults to ().
+        allow_mismatched_keys (Sequence[str]): ``fnmatch`` patterns of
+            model keys a loaded checkpoint may hold with another shape (e.g.
+            a head of another class count): those tensors are not loaded,
+            keep their initialisation, and a warning names them. Defaults to
+            ().
     """
 
     def __init__(self,
@@ -65,12 +70,14 @@ class IRNet(StrictCheckpointMixin, BaseSegmentor):
                  freeze_backbone: bool = True,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
-                 allow_missing_keys: Sequence[str] = ()) -> None:
+                 allow_missing_keys: Sequence[str] = (),
+                 allow_mismatched_keys: Sequence[str] = ()) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='WSSSDataPreProcessor')
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.allow_missing_keys = tuple(allow_missing_keys)
+        self.set_checkpoint_allowances(allow_missing_keys,
+                                       allow_mismatched_keys)
         self.backbone = MODELS.build(backbone)
         if not hasattr(self.backbone, 'res_layers'):
             raise TypeError(f'IRNet needs a ResNet-style backbone with '

@@ -133,6 +133,11 @@ class MSCEncoderDecoder(StrictCheckpointMixin, EncoderDecoder):
             size-mismatched key fails ``load_from``, ``--resume`` and
             ``tools/test.py`` (:class:`StrictCheckpointMixin`). Defaults to
             ().
+        allow_mismatched_keys (Sequence[str]): ``fnmatch`` patterns of
+            model keys a loaded checkpoint may hold with another shape (e.g.
+            a head of another class count): those tensors are not loaded,
+            keep their initialisation, and a warning names them. Defaults to
+            ().
         **kwargs: Passed to :class:`mmseg.models.EncoderDecoder`. In
             ``test_cfg``: ``crf`` (bool, default False) applies the dense CRF
             to every prediction; ``crf_cfg`` (dict) overrides
@@ -141,9 +146,11 @@ class MSCEncoderDecoder(StrictCheckpointMixin, EncoderDecoder):
 
     def __init__(self, scales: Sequence[float] = (0.5, 0.75),
                  stem_pool_ceil_mode: bool = False,
-                 allow_missing_keys: Sequence[str] = (), **kwargs):
+                 allow_missing_keys: Sequence[str] = (),
+                 allow_mismatched_keys: Sequence[str] = (), **kwargs):
         super().__init__(**kwargs)
-        self.allow_missing_keys = tuple(allow_missing_keys)
+        self.set_checkpoint_allowances(allow_missing_keys,
+                                       allow_mismatched_keys)
         if stem_pool_ceil_mode:
             pool = getattr(self.backbone, 'maxpool', None)
             if not isinstance(pool, torch.nn.MaxPool2d):
