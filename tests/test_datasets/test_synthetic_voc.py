@@ -13,10 +13,8 @@ from PIL import Image
 
 from qaclims_mm.datasets.class_names import (VOC_CLASSES, VOC_PALETTE,
                                              VOC_XML_NAMES)
-from qaclims_mm.datasets.synthetic_voc import (CLASS_STYLES, CONTEXTS,
-                                               IGNORE_INDEX,
-                                               make_synthetic_voc,
-                                               render_synthetic_image)
+from qaclims_mm.synthetic import (CLASS_STYLES, CONTEXTS, IGNORE_INDEX,
+                                  make_synthetic_voc, render_synthetic_image)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SMALL = dict(num_train=8, num_val=4, num_aug=8, min_long=64, max_long=96,
