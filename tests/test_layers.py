@@ -52,11 +52,13 @@ KNOWN_VIOLATIONS: Set[str] = {
     'qaclims_mm.models.segmentors.irn -> qaclims_mm.refine.path_index',
     'qaclims_mm.models.segmentors.msc_encoder_decoder -> '
     'qaclims_mm.datasets.image_decoding',
-    'qaclims_mm.models.segmentors.msc_encoder_decoder -> qaclims_mm.refine.crf',
+    'qaclims_mm.models.segmentors.msc_encoder_decoder -> '
+    'qaclims_mm.refine.crf',
     # engine -> evaluation (sibling) and -> stage APIs
     'qaclims_mm.engine.hooks.cam_to_pseudo_label_hook -> '
     'qaclims_mm.evaluation.cam_sweep',
-    'qaclims_mm.engine.hooks.cam_to_pseudo_label_hook -> qaclims_mm.refine.crf',
+    'qaclims_mm.engine.hooks.cam_to_pseudo_label_hook -> '
+    'qaclims_mm.refine.crf',
     'qaclims_mm.engine.hooks.cam_to_pseudo_label_hook -> '
     'qaclims_mm.refine.ir_label',
     'qaclims_mm.engine.hooks.cam_to_pseudo_label_hook -> '
@@ -124,7 +126,7 @@ def imports_of(module: str, source: str, is_init: bool,
 
 
 def subpackage(module: str) -> str:
-    """``qaclims_mm.models.heads.x`` -> ``models``; the root -> ``__root__``."""
+    """``qaclims_mm.models.heads.x`` -> ``models``; the root: ``__root__``."""
     parts = module.split('.')
     return parts[1] if len(parts) > 1 else '__root__'
 
