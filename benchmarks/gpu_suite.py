@@ -221,7 +221,7 @@ def bench_ritc(p: dict, device: torch.device, seconds: float,
     from ritc_step import build_ritc_head, make_batch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from qaclims_mm.models.utils.ritc_reference import reference_ritc_losses
+    from qaclims_mm.testing import reference_ritc_losses
     init_default_scope('mmseg')
     torch.manual_seed(0)
     with torch.device(device):
@@ -323,8 +323,8 @@ def bench_qape(p: dict, device: torch.device, seconds: float,
     """QAPE: the official one-question loop vs the batched BLIP engine."""
     from qape_throughput import compare_paths, make_images, make_questions
 
-    from qaclims_mm.qape.engines.blip import (BlipVQAEngine,
-                                              build_tiny_blip_vqa)
+    from qaclims_mm.qape.engines.blip import BlipVQAEngine
+    from qaclims_mm.testing import build_tiny_blip_vqa
     with tempfile.TemporaryDirectory() as tmp:
         path = build_tiny_blip_vqa(
             osp.join(tmp, 'blip'), image_size=p['image_size'],
@@ -374,8 +374,8 @@ def bench_random_walk(hw, device: torch.device, seconds: float,
     """Dense official walk vs the sparse walk on one image."""
     from random_walk import make_inputs
 
-    from qaclims_mm.refine.random_walk import (dense_random_walk_reference,
-                                               propagate_cams, rw_to_label)
+    from qaclims_mm.refine.random_walk import propagate_cams, rw_to_label
+    from qaclims_mm.testing import dense_random_walk_reference
     height, width = hw
     cams, edge = make_inputs(height, width, classes)
     cams, edge = cams.to(device), edge.to(device)

@@ -36,9 +36,9 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from qaclims_mm.datasets.class_names import VOC_CLASSES  # noqa: E402
-from qaclims_mm.qape.engines.blip import (BlipVQAEngine,  # noqa: E402
-                                          build_tiny_blip_vqa)
+from qaclims_mm.qape.engines.blip import BlipVQAEngine  # noqa: E402
 from qaclims_mm.qape.questions import QuestionSet  # noqa: E402
+from qaclims_mm.testing import build_tiny_blip_vqa  # noqa: E402
 
 
 def make_images(num: int, seed: int = 0) -> list:

@@ -30,8 +30,7 @@ from mmengine.structures import BaseDataElement  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 
 import qaclims_mm  # noqa: E402,F401
-from qaclims_mm.models.utils.ritc_reference import \
-    reference_ritc_losses  # noqa: E402
+from qaclims_mm.testing import reference_ritc_losses  # noqa: E402
 
 PRESETS = {
     'small': dict(

@@ -15,7 +15,7 @@ def synthetic_voc_root(tmp_path_factory) -> str:
     modifying anything.
     """
     from qaclims_mm.datasets.converters.voc12 import convert_voc12
-    from qaclims_mm.datasets.synthetic_voc import make_synthetic_voc
+    from qaclims_mm.synthetic import make_synthetic_voc
     root = str(tmp_path_factory.mktemp('synthetic_voc'))
     make_synthetic_voc(root, seed=0, progress=False)
     voc = osp.join(root, 'VOC2012')

@@ -5,13 +5,13 @@ from .ir_label import (crf_threshold_label, label_palette, make_ir_label,
                        make_ir_labels)
 from .path_index import PathIndex, direction_paths, search_directions
 from .pseudo_label import write_pseudo_labels
-from .random_walk import (dense_random_walk_reference, propagate_cams,
-                          rw_pseudo_label, rw_to_label, transition_operator)
+from .random_walk import (propagate_cams, rw_pseudo_label, rw_to_label,
+                          transition_operator)
 
 __all__ = [
     'crf_from_labels', 'crf_from_probs', 'require_pydensecrf',
     'make_ir_label', 'make_ir_labels', 'label_palette', 'crf_threshold_label',
     'write_pseudo_labels', 'PathIndex', 'search_directions', 'direction_paths',
-    'propagate_cams', 'dense_random_walk_reference', 'rw_to_label',
+    'propagate_cams', 'rw_to_label',
     'rw_pseudo_label', 'transition_operator'
 ]

@@ -14,9 +14,10 @@ sparse ``A**beta`` (69 non-zeros per row at radius 5) and ``deg`` its row sums.
 CSR matrix (``torch.sparse``; cuSPARSE on GPU), batched over the K maps: the
 same result in exact arithmetic, with memory linear in ``N`` and about
 ``256 * 69 * N * K`` multiply-adds instead of ``8 * 2 * N**3``.
-:func:`dense_random_walk_reference` is the official dense algorithm, kept for
-tests and ``benchmarks/random_walk.py``. In fp32 the two orders of summation
-differ by rounding only; labels agree except at a handful of near-tied pixels.
+:func:`qaclims_mm.testing.dense_random_walk_reference` is the official dense
+algorithm, kept for tests and ``benchmarks/random_walk.py``. In fp32 the two
+orders of summation differ by rounding only; labels agree except at a handful
+of near-tied pixels.
 """
 import contextlib
 import warnings
@@ -143,58 +144,6 @@ def propagate_cams(cams: torch.Tensor,
         return torch.cat(outs, 1).t().reshape(k, h, w)
 
 
-def dense_random_walk_reference(cams: torch.Tensor,
-                                edge: torch.Tensor,
-                                radius: int = 5,
-                                beta: float = 10.,
-                                exp_times: int = 8) -> torch.Tensor:
-    """The official dense ``propagate_to_edge`` (O(N²) memory, O(N³) time).
-
-    Step by step as IRN: pad the edge map with 1 (``radius`` on the left,
-    right and bottom), take the pair affinities of the padded grid, scatter
-    them (and their transposes, and 1 on the diagonal) into a dense matrix of
-    the padded grid, crop it back to the image nodes, raise to ``beta``,
-    normalise columns, square ``exp_times`` times and multiply the
-    ``(1 - edge)``-weighted CAMs by it.
-
-    Args:
-        cams (torch.Tensor): ``[K, h, w]``.
-        edge (torch.Tensor): ``[h, w]``.
-        radius (int): Defaults to 5.
-        beta (float): Defaults to 10.
-        exp_times (int): Defaults to 8.
-
-    Returns:
-        torch.Tensor: ``[K, h, w]``.
-    """
-    _check_inputs(cams, edge)
-    k, h, w = cams.shape
-    edge = edge.to(device=cams.device, dtype=cams.dtype)
-    ver, hor = h + radius, w + 2 * radius
-    path_index = PathIndex(radius)
-    edge_padded = F.pad(edge, (radius, radius, 0, radius), value=1.0)
-    aff = path_index.edge_to_affinity(edge_padded[None])[0]  # [D, M]
-    src, dst = path_index.pair_indices(ver, hor)
-    src_t = torch.as_tensor(np.broadcast_to(src, dst.shape).reshape(-1),
-                            device=cams.device)
-    dst_t = torch.as_tensor(dst.reshape(-1), device=cams.device)
-    n_pad = ver * hor
-    dense = torch.zeros(n_pad, n_pad, dtype=cams.dtype, device=cams.device)
-    dense[src_t, dst_t] = aff.reshape(-1)
-    dense[dst_t, src_t] = aff.reshape(-1)
-    dense.fill_diagonal_(1.)
-    dense = dense.view(ver, hor, ver, hor)[:-radius, radius:-radius,
-                                           :-radius, radius:-radius]
-    dense = dense.reshape(h * w, h * w)
-    trans = dense.pow(beta)
-    del dense
-    trans = trans / trans.sum(dim=0, keepdim=True)
-    for _ in range(exp_times):
-        trans = trans @ trans
-    x = (cams * (1 - edge)).reshape(k, h * w)
-    return (x @ trans).reshape(k, h, w)
-
-
 def rw_to_label(rw: torch.Tensor,
                 keys: Sequence[int],
                 image_hw: Tuple[int, int],
@@ -247,8 +196,7 @@ def rw_pseudo_label(cam_entry: Mapping[str, np.ndarray],
                     radius: int = 5,
                     beta: float = 10.,
                     exp_times: int = 8,
-                    device: Device = None,
-                    dense: bool = False) -> np.ndarray:
+                    device: Device = None) -> np.ndarray:
     """The pseudo label of one image from its CAM file entry and edge map.
 
     Args:
@@ -262,8 +210,6 @@ def rw_pseudo_label(cam_entry: Mapping[str, np.ndarray],
         exp_times (int): ``log2`` of the number of steps. Defaults to 8.
         device (str | torch.device, optional): Where to walk. Defaults to
             ``edge``'s device (CPU for numpy input).
-        dense (bool): Use the official dense algorithm (slow; parity checks).
-            Defaults to False.
 
     Returns:
         np.ndarray: uint8 ``[H, W]`` labels (0 background, ``key + 1``).
@@ -275,6 +221,6 @@ def rw_pseudo_label(cam_entry: Mapping[str, np.ndarray],
                            device=device)
     if cams.dim() == 3 and cams.shape[0] == 0:
         cams = cams.new_zeros((0, ) + tuple(edge_t.shape))
-    walk = dense_random_walk_reference if dense else propagate_cams
-    rw = walk(cams, edge_t, radius=radius, beta=beta, exp_times=exp_times)
+    rw = propagate_cams(cams, edge_t, radius=radius, beta=beta,
+                        exp_times=exp_times)
     return rw_to_label(rw, cam_entry['keys'], image_hw, bg_thr)

@@ -9,7 +9,7 @@ from mmengine.structures import BaseDataElement
 from mmseg.registry import MODELS
 
 import qaclims_mm  # noqa: F401
-from qaclims_mm.models.utils.ritc_reference import reference_ritc_losses
+from qaclims_mm.testing import reference_ritc_losses
 
 init_default_scope('mmseg')
 

@@ -16,8 +16,9 @@ from qaclims_mm.datasets.class_names import VOC_CLASSES
 from qaclims_mm.qape import runner
 from qaclims_mm.qape.corpus import load_corpus, read_shard_records
 from qaclims_mm.qape.engines.base import VQAEngine
-from qaclims_mm.qape.engines.blip import BlipVQAEngine, build_tiny_blip_vqa
+from qaclims_mm.qape.engines.blip import BlipVQAEngine
 from qaclims_mm.qape.questions import QuestionSet
+from qaclims_mm.testing import build_tiny_blip_vqa
 from qaclims_mm.utils.io import read_split
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

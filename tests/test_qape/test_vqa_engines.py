@@ -8,11 +8,11 @@ from PIL import Image
 from qaclims_mm.qape.engines.base import (VQAEngine, build_vqa_engine,
                                           resolve_dtype)
 from qaclims_mm.qape.engines.blip import (CLIP_MEAN, CLIP_STD, BlipVQAEngine,
-                                          build_tiny_blip_vqa,
                                           pil_to_blip_tensor)
 from qaclims_mm.qape.engines.vlm import (ImageTextToTextVQAEngine,
                                          normalize_answer)
 from qaclims_mm.qape.questions import QuestionSet
+from qaclims_mm.testing import build_tiny_blip_vqa
 
 
 @pytest.fixture(autouse=True, scope='module')

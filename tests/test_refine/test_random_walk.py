@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from qaclims_mm.refine.random_walk import (dense_random_walk_reference,
-                                           propagate_cams, rw_pseudo_label,
+from qaclims_mm.refine.random_walk import (propagate_cams, rw_pseudo_label,
                                            rw_to_label, transition_operator)
+from qaclims_mm.testing import dense_random_walk_reference
 
 
 def brute_dense_transition(edge, radius, beta):
@@ -101,7 +101,10 @@ def test_rw_pseudo_label_sparse_matches_dense_labels():
     edge = (rng.random((h, w)) ** 4).astype(np.float32)
     entry = dict(keys=np.array([0, 7]), cam=cam)
     ours = rw_pseudo_label(entry, edge, (58, 75))
-    ref = rw_pseudo_label(entry, edge, (58, 75), dense=True)
+    ref = rw_to_label(
+        dense_random_walk_reference(torch.from_numpy(cam),
+                                    torch.from_numpy(edge)), entry['keys'],
+        (58, 75))
     assert ours.shape == (58, 75)
     assert (ours == ref).mean() > 0.999
     assert set(np.unique(ours)) <= {0, 1, 8}

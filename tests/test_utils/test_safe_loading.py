@@ -205,8 +205,8 @@ def test_open_clip_text_encoder_refuses(crafted, tmp_path):
 
 def test_transformers_bin_refuses(crafted, tmp_path):
     pytest.importorskip('transformers')
-    from qaclims_mm.qape.engines.blip import (build_tiny_blip_vqa,
-                                              load_blip_vqa)
+    from qaclims_mm.qape.engines.blip import load_blip_vqa
+    from qaclims_mm.testing import build_tiny_blip_vqa
     path, _ = crafted
     folder = build_tiny_blip_vqa(str(tmp_path / 'blip'), image_size=32,
                                  hidden_size=32, vision_layers=1,

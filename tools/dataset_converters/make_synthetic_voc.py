@@ -2,14 +2,11 @@
 
 The output has the exact folder layout of ``VOCdevkit/VOC2012`` and of the SBD
 ``dataset/`` folder, so the converters and dataset classes read it like the
-real data (see :mod:`qaclims_mm.datasets.synthetic_voc`).
+real data (see :mod:`qaclims_mm.synthetic`).
 
-Presets (explicit flags override them):
-
-* ``test`` (default): 24 train + 12 val + 24 aug-only images, long side
-  96-128 px; about a second. For unit and smoke tests.
-* ``demo``: 240 train + 60 val + 240 aug-only images, long side 160-224 px;
-  enough to train a small CAM classifier on CPU in a few minutes.
+Presets (:mod:`qaclims_mm.synthetic.presets`; explicit flags override them):
+``test`` (default; 60 images, about a second) and ``demo`` (540 images, the
+data of ``tools/run_cam_demo.py``).
 
 Example::
 
@@ -24,14 +21,8 @@ from typing import List, Optional
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO_ROOT)
 
-from qaclims_mm.datasets.synthetic_voc import make_synthetic_voc  # noqa: E402
-
-PRESETS = {
-    'test':
-    dict(num_train=24, num_val=12, num_aug=24, min_long=96, max_long=128),
-    'demo':
-    dict(num_train=240, num_val=60, num_aug=240, min_long=160, max_long=224),
-}
+from qaclims_mm.synthetic import (PRESETS, make_synthetic_voc,  # noqa: E402
+                                  preset_args)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -57,7 +48,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--no-progress', action='store_true',
                         help='hide the progress bar')
     args = parser.parse_args(argv)
-    for key, value in PRESETS[args.preset].items():
+    for key, value in preset_args(args.preset).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     return args
