@@ -1,4 +1,5 @@
-"""RITCHead / CLIMSHead: the vectorised step against the loop reference."""
+"""RegionTextHead (QA-CLIMS and CLIMS configs): the vectorised step against
+the loop reference."""
 import json
 
 import pytest
@@ -36,13 +37,32 @@ def clip_files(tmp_path_factory):
     return str(folder / 'clip.pt'), str(folder)
 
 
+QACLIMS_LOSSES = dict(
+    loss_frc=dict(type='FGRegionContrastiveLoss', tau=0.7, loss_weight=10.),
+    loss_brc=dict(type='BGRegionContrastiveLoss', tau=0.7, loss_weight=8.),
+    loss_reg=dict(type='AreaRegularizationLoss', loss_weight=0.2))
+CLIMS_LOSSES = dict(
+    loss_otm=dict(type='CLIMSObjectLoss', loss_weight=10.),
+    loss_btm=dict(type='CLIMSBackgroundLoss', loss_weight=24.),
+    loss_cbs=dict(type='CLIMSContextSuppressionLoss', threshold=0.26,
+                  loss_weight=1.),
+    loss_reg=dict(type='AreaRegularizationLoss', loss_weight=0.2))
+
+
 def ritc_head(clip_path, **kwargs):
+    """The QA-CLIMS configuration of :class:`RegionTextHead`."""
     torch.manual_seed(1)
     return MODELS.build(dict(
-        type='RITCHead', in_channels=8, num_classes=5,
+        type='RegionTextHead', in_channels=8, num_classes=5,
         clip=dict(type='build_mask_clip', model_cfg=VISION,
                   weights=clip_path),
-        clip_input_size=32, **kwargs))
+        clip_input_size=32, text_source=dict(type='QACorpusTextSource'),
+        losses=QACLIMS_LOSSES, **kwargs))
+
+
+def unlabelled_samples(n):
+    return [BaseDataElement(metainfo=dict(img_id=f'u{i}', img_labels=[]))
+            for i in range(n)]
 
 
 def batch(num_classes=5, d=16, seed=0):
@@ -68,7 +88,8 @@ def batch(num_classes=5, d=16, seed=0):
             fg_mask=fg_mask,
             bg_feats=F.normalize(torch.randn(k, 10, d, generator=g), dim=-1),
             bg_mask=bg_mask)
-        s = BaseDataElement(metainfo=dict(img_id=f'img{b}'))
+        s = BaseDataElement(metainfo=dict(
+            img_id=f'img{b}', img_labels=labels[b].nonzero()[:, 0].tolist()))
         s.set_field(qa, 'qa_feats')
         samples.append(s)
         qa_list.append(qa)
@@ -80,7 +101,7 @@ def test_vectorised_step_equals_loop_reference(clip_files):
     head = ritc_head(clip_files[0])
     cams, images, labels, samples, qa = batch()
     cams.requires_grad_(True)
-    ours = head.loss_by_feat(cams, images, labels, samples)
+    ours = head.loss_by_feat(cams, samples, images)
     clip = head.clip_on(cams.device)
     ref = reference_ritc_losses(cams, images, labels, qa, clip,
                                 clip_input_size=32)
@@ -97,7 +118,7 @@ def test_vectorised_step_equals_loop_reference(clip_files):
 
 
 def test_ablation_plain_clip_on_hard_masked_pixels(clip_files):
-    head = ritc_head(clip_files[0], use_mask_clip=False)
+    head = ritc_head(clip_files[0], region_mask='pixels')
     cams, images, labels, samples, _ = batch()
     fg, bg, fg_m, bg_m, _ = head.region_images(cams, images, labels)
     clip = head.clip_on(cams.device)
@@ -117,7 +138,7 @@ def test_clip_is_frozen_and_outside_the_module(clip_files):
     assert not clip.training
     cams, images, labels, samples, _ = batch()
     cams.requires_grad_(True)
-    sum(head.loss_by_feat(cams, images, labels, samples).values()).backward()
+    sum(head.loss_by_feat(cams, samples, images).values()).backward()
     assert all(p.grad is None for p in clip.parameters())
     assert cams.grad is not None
 
@@ -125,9 +146,10 @@ def test_clip_is_frozen_and_outside_the_module(clip_files):
 def test_missing_qa_feats_is_named(clip_files):
     head = ritc_head(clip_files[0])
     cams, images, labels, samples, _ = batch()
-    bare = BaseDataElement(metainfo=dict(img_id='2007_000123'))
+    bare = BaseDataElement(metainfo=dict(img_id='2007_000123',
+                                         img_labels=[0]))
     with pytest.raises(KeyError, match='2007_000123.*LoadQACorpus'):
-        head.loss_by_feat(cams, images, labels, [samples[0], bare, samples[2]])
+        head.loss_by_feat(cams, [samples[0], bare, samples[2]], images)
 
 
 def clims_reference(cams, images, labels, clip, class_text, bg_text,
@@ -166,18 +188,41 @@ def clims_reference(cams, images, labels, clip, class_text, bg_text,
                 loss_cbs=w_cbs * cbs, loss_reg=w_reg * cams.mean())
 
 
-def test_clims_head_losses(clip_files):
-    clip_path, text_dir = clip_files
+@pytest.fixture(scope='module')
+def clims_cache(clip_files, tmp_path_factory):
+    """The CLIMS prompt cache of the tiny text tower (build_text_cache.py
+    --clims-prompts --classes voc)."""
+    from qaclims_mm.datasets.class_names import get_classes
+    from qaclims_mm.models.losses.clims_losses import (
+        clims_background_prompts, clims_class_prompts)
+    from qaclims_mm.qape.text_cache import build_prompt_text_cache
+    prefix = str(tmp_path_factory.mktemp('clims_cache') / 'clims_voc')
+    names = get_classes('voc')
+    build_prompt_text_cache('local-dir:' + clip_files[1], None, prefix, names,
+                            clims_class_prompts(names),
+                            clims_background_prompts('voc'))
+    return prefix
+
+
+def clims_head(clip_path, cache):
+    """The CLIMS configuration of :class:`RegionTextHead`."""
     torch.manual_seed(1)
-    head = MODELS.build(dict(
-        type='CLIMSHead', in_channels=8, num_classes=20,
+    return MODELS.build(dict(
+        type='RegionTextHead', in_channels=8, num_classes=20,
         clip=dict(type='build_mask_clip', model_cfg=VISION,
                   weights=clip_path),
-        text_encoder=dict(model_name='local-dir:' + text_dir),
-        class_names='voc', bg_prompts='voc', clip_input_size=32))
-    assert head.class_text_feats.shape == (20, 16)
-    assert head.bg_text_feats.shape == (10, 16)
-    assert 'class_text_feats' not in head.state_dict()
+        region_mask='none', clip_input_size=32,
+        text_source=dict(type='PromptTextSource', cache=cache),
+        losses=CLIMS_LOSSES))
+
+
+def test_clims_head_losses(clip_files, clims_cache):
+    clip_path, text_dir = clip_files
+    head = clims_head(clip_path, clims_cache)
+    text = head.text_source  # the prompt features read from the cache
+    assert text.class_feats.shape == (20, 16)
+    assert text.bg_feats.shape == (10, 16)
+    assert 'text_source.class_feats' not in head.state_dict()
     cams, images, labels, samples, _ = batch(num_classes=20)
     clip = head.clip_on(cams.device)
     # Text features that the FG and BG regions both match to different,
@@ -189,19 +234,19 @@ def test_clims_head_losses(clip_files):
         v_fg = F.normalize(clip(fg, None), dim=-1)
         v_bg = F.normalize(clip(bg, None), dim=-1)
         for k, c in enumerate(pair_class.tolist()):
-            head.class_text_feats[c] = 2 * v_fg[k] + v_bg[k]
+            text.class_feats[c] = 2 * v_fg[k] + v_bg[k]
         mix = torch.rand(10, len(pair_class), generator=g)
-        head.bg_text_feats.copy_(mix @ v_fg + mix.flip(0) @ v_bg +
+        text.bg_feats.copy_(mix @ v_fg + mix.flip(0) @ v_bg +
                                  0.3 * torch.randn(10, 16, generator=g))
         cos = F.normalize(clip(fg, None), dim=-1) @ F.normalize(
-            head.bg_text_feats, dim=-1).t()
+            text.bg_feats, dim=-1).t()
     threshold = cos.median().item()  # about half the (pair, prompt) terms
-    head.loss_cbs.threshold = threshold
+    head.losses['loss_cbs'].threshold = threshold
     cams.requires_grad_(True)
-    losses = head.loss_by_feat(cams, images, labels, samples)
+    losses = head.loss_by_feat(cams, samples, images)
     assert set(losses) == {'loss_otm', 'loss_btm', 'loss_cbs', 'loss_reg'}
-    ref = clims_reference(cams, images, labels, clip, head.class_text_feats,
-                          head.bg_text_feats, threshold)
+    ref = clims_reference(cams, images, labels, clip, text.class_feats,
+                          text.bg_feats, threshold)
     for key in ref:
         torch.testing.assert_close(losses[key], ref[key], rtol=1e-4,
                                    atol=1e-5, msg=key)
@@ -209,7 +254,7 @@ def test_clims_head_losses(clip_files):
     # clearly different values
     with torch.no_grad():
         swapped = clims_reference(cams, images, labels, clip,
-                                  head.class_text_feats, head.bg_text_feats,
+                                  text.class_feats, text.bg_feats,
                                   threshold, swap_btm_cbs=True)
     for key in ('loss_btm', 'loss_cbs'):
         assert abs(swapped[key] - ref[key]) > 0.05 * ref[key].abs(), key
@@ -224,8 +269,8 @@ def test_batch_without_labels_gives_all_losses_zero(clip_files):
     three losses, L_REG included, are zeros attached to the graph."""
     head = ritc_head(clip_files[0])
     cams = torch.rand(2, 5, 6, 6, requires_grad=True)
-    losses = head.loss_by_feat(cams, torch.randn(2, 3, 40, 40),
-                               torch.zeros(2, 5), [])
+    losses = head.loss_by_feat(cams, unlabelled_samples(2),
+                               torch.randn(2, 3, 40, 40))
     assert set(losses) == {'loss_frc', 'loss_brc', 'loss_reg'}
     for name, value in losses.items():
         assert value.item() == 0, name
@@ -241,10 +286,10 @@ def test_unlabelled_image_of_a_mixed_batch_counts_in_reg(clip_files):
     cams, images, labels, samples, qa = batch()
     labels[1] = 0  # image 1 has no label: no QA pairs
     empty = {k: v[:0] for k, v in qa[1].items()}
-    samples[1] = BaseDataElement(metainfo=dict(img_id='img1'))
+    samples[1] = BaseDataElement(metainfo=dict(img_id='img1', img_labels=[]))
     samples[1].set_field(empty, 'qa_feats')
     qa[1] = empty
-    losses = head.loss_by_feat(cams, images, labels, samples)
+    losses = head.loss_by_feat(cams, samples, images)
     torch.testing.assert_close(losses['loss_reg'], 0.2 * cams.mean())
     assert not torch.allclose(losses['loss_reg'],
                               0.2 * cams[[0, 2]].mean())

@@ -1,9 +1,7 @@
-from .cam_classifier import CAMClassifier, multi_hot_labels
+from .cam_classifier import CAMClassifier
 from .irn import IRNet
 from .msc_encoder_decoder import DenseCRFSegTTAModel, MSCEncoderDecoder
-from .ritc_classifier import RITCClassifier
 
 __all__ = [
-    'CAMClassifier', 'RITCClassifier', 'IRNet', 'MSCEncoderDecoder',
-    'DenseCRFSegTTAModel', 'multi_hot_labels'
+    'CAMClassifier', 'IRNet', 'MSCEncoderDecoder', 'DenseCRFSegTTAModel'
 ]
