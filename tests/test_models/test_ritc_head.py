@@ -344,3 +344,135 @@ def test_stage2_stem_bn_trains_statistics_with_fixed_parameters():
         assert lr[id(p)] == 0 and decay[id(p)] == 0
     assert lr[id(model.backbone.layer1[0].conv1.weight)] == 3.5e-4
     assert lr[id(model.cam_head.classifier.weight)] == pytest.approx(3.5e-3)
+
+
+# ---------------------------------------------------------- head contract
+def test_every_cam_head_follows_the_mmseg_contract(clip_files):
+    """loss(inputs, data_samples, train_cfg) with the labels read from the
+    samples; predict(inputs, batch_img_metas, test_cfg) -> ReLU maps."""
+    torch.manual_seed(0)
+    feats = [torch.randn(3, 8, 6, 6)]
+    cams, images, labels, samples, _ = batch()
+    cam_head = MODELS.build(dict(type='CAMHead', in_channels=8,
+                                 num_classes=5))
+    losses = cam_head.loss(feats, samples, None)
+    ref = F.multilabel_soft_margin_loss(cam_head.classify(feats), labels)
+    torch.testing.assert_close(losses['loss_cls'], ref)
+    region_head = ritc_head(clip_files[0])
+    for head in (cam_head, region_head):
+        maps = head.predict(feats, [{}] * 3, {})
+        torch.testing.assert_close(maps, F.relu(head(feats)))
+    losses = region_head.loss(feats, samples, None, images=images)
+    ref = region_head.loss_by_feat(torch.sigmoid(region_head(feats)),
+                                   samples, images)
+    assert list(losses) == ['loss_frc', 'loss_brc', 'loss_reg']
+    for key in ref:
+        assert torch.equal(losses[key], ref[key]), key
+    with pytest.raises(ValueError, match='needs the input images'):
+        region_head.loss(feats, samples, None)
+
+
+def test_clims_prompt_cache_holds_the_text_tower_features(clip_files,
+                                                         clims_cache):
+    """The cache rows are exactly what the text tower gives for the CLIMS
+    prompts (two calls, prompt '{}'), so CLIMS losses do not change."""
+    from qaclims_mm.datasets.class_names import get_classes
+    from qaclims_mm.models.losses.clims_losses import (
+        clims_background_prompts, clims_class_prompts)
+    from qaclims_mm.qape.text_cache import encode_texts, load_text_encoder
+    model, tok = load_text_encoder('local-dir:' + clip_files[1])
+    classes = encode_texts(model, tok,
+                           clims_class_prompts(get_classes('voc')), '{}')
+    background = encode_texts(model, tok, clims_background_prompts('voc'),
+                              '{}')
+    head = clims_head(clip_files[0], clims_cache)
+    assert torch.equal(head.text_source.class_feats, classes)
+    assert torch.equal(head.text_source.bg_feats, background)
+    with open(clims_cache + '.json') as f:
+        index = json.load(f)
+    assert index['class_prompts'][14] == 'a photo of player.'  # person
+
+
+def test_clims_head_loads_no_text_encoder_at_build(clip_files, clims_cache,
+                                                   monkeypatch):
+    import open_clip
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError('a text encoder was loaded at build time')
+
+    monkeypatch.setattr(open_clip, 'create_model', forbidden)
+    head = clims_head(clip_files[0], clims_cache)
+    assert type(head.text_source).__name__ == 'PromptTextSource'
+
+
+def test_a_qape_cache_is_not_a_prompt_cache(tmp_path, clip_files):
+    """A QA corpus cache given to PromptTextSource fails, naming the file."""
+    from qaclims_mm.qape import build_corpus, build_question_set
+    from qaclims_mm.qape.text_cache import build_text_cache
+    corpus = build_corpus([dict(img_id='a', class_name='cat',
+                                fg=['x'] * 6, bg=['y'] * 10)],
+                          build_question_set())
+    prefix = str(tmp_path / 'qa')
+    build_text_cache(corpus, 'local-dir:' + clip_files[1], None, prefix,
+                     progress=False, class_names=('cat', 'dog'))
+    with pytest.raises(ValueError, match=r'qa\.json is not a prompt cache'):
+        MODELS.build(dict(type='PromptTextSource', cache=prefix))
+
+
+def test_losses_and_text_source_are_checked_at_build(clip_files,
+                                                     clims_cache):
+    """A loss reading texts the source does not provide, a text source for
+    another class count and a bad loss key fail when the head is built."""
+    with pytest.raises(ValueError, match=r'loss_frc.*bg_texts.*'
+                       r'PromptTextSource'):
+        MODELS.build(dict(
+            type='RegionTextHead', in_channels=8, num_classes=20,
+            clip=dict(type='build_mask_clip', model_cfg=VISION,
+                      weights=clip_files[0]),
+            text_source=dict(type='PromptTextSource', cache=clims_cache),
+            losses=QACLIMS_LOSSES))
+    with pytest.raises(ValueError, match='holds 20 classes for '
+                       'num_classes=5'):
+        MODELS.build(dict(
+            type='RegionTextHead', in_channels=8, num_classes=5,
+            clip=dict(type='build_mask_clip', model_cfg=VISION,
+                      weights=clip_files[0]),
+            text_source=dict(type='PromptTextSource', cache=clims_cache),
+            losses=CLIMS_LOSSES))
+    with pytest.raises(ValueError, match='must start with "loss_"'):
+        ritc_head(clip_files[0]).__class__(
+            clip=dict(type='build_mask_clip', model_cfg=VISION,
+                      weights=clip_files[0]),
+            text_source=dict(type='QACorpusTextSource'),
+            losses=dict(reg=dict(type='AreaRegularizationLoss')))
+
+
+def test_configs_are_one_model_type_with_a_loss_dict():
+    """QA-CLIMS (VOC, COCO) and CLIMS are configs of CAMClassifier +
+    RegionTextHead; COCO changes two loss weights by inheritance."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfgs = {
+        name: Config.fromfile(osp.join(root, path)).model
+        for name, path in (
+            ('voc', 'configs/qaclims/qaclims_r50-os16_2xb4-19830it_'
+             'voc12aug-512x512.py'),
+            ('coco', 'configs/qaclims/qaclims_r50-os16_2xb4-155205it_'
+             'coco14-512x512.py'),
+            ('clims', 'configs/clims/clims_r50-os16_1xb16-15e_'
+             'voc12aug-512x512.py'))
+    }
+    for model in cfgs.values():
+        assert model.type == 'CAMClassifier'
+        assert model.cam_head.type == 'RegionTextHead'
+    weights = {name: {k: v.loss_weight
+                      for k, v in model.cam_head.losses.items()}
+               for name, model in cfgs.items()}
+    assert weights == dict(
+        voc=dict(loss_frc=10., loss_brc=8., loss_reg=0.2),
+        coco=dict(loss_frc=30., loss_brc=24., loss_reg=0.2),
+        clims=dict(loss_otm=10., loss_btm=24., loss_cbs=1., loss_reg=0.2))
+    assert cfgs['clims'].cam_head.text_source.type == 'PromptTextSource'
+    assert cfgs['clims'].cam_head.region_mask == 'none'
