@@ -14,6 +14,45 @@ from .checkpoint_guard import StrictCheckpointMixin
 Inputs = Union[torch.Tensor, List[List[torch.Tensor]]]
 
 
+def scale_major_inputs(inputs: List[List[torch.Tensor]],
+                       data_samples: Sequence[SegDataSample]
+                       ) -> List[List[torch.Tensor]]:
+    """Nested multi-scale inputs as ``inputs[s][b]`` (scale, then image).
+
+    A collated batch (dataloader, ``MMSegInferencer``) is scale-major;
+    ``mmseg.apis.inference_model`` hands the samples' inputs uncollated, one
+    list of scales per image (``inputs[b][s]``). The samples' ``ms_scales``
+    and ``ori_shape`` decide: the reading whose image sizes are
+    ``round(ori_shape * scale)`` (±1 pixel) wins; scale-major when both fit.
+
+    Args:
+        inputs (list[list[Tensor]]): Nested CHW images.
+        data_samples (Sequence[SegDataSample]): One per image.
+    """
+    metas = [s.metainfo for s in data_samples]
+    if not metas or not all('ms_scales' in m and 'ori_shape' in m
+                            for m in metas):
+        return inputs
+
+    def fits(pick) -> bool:
+        try:
+            for b, meta in enumerate(metas):
+                h, w = meta['ori_shape'][:2]
+                for s, scale in enumerate(meta['ms_scales']):
+                    got = pick(b, s).shape[-2:]
+                    if abs(got[0] - round(h * scale)) > 1 or \
+                            abs(got[1] - round(w * scale)) > 1:
+                        return False
+        except IndexError:
+            return False
+        return True
+
+    if not fits(lambda b, s: inputs[s][b]) and \
+            fits(lambda b, s: inputs[b][s]):
+        return [list(scale) for scale in zip(*inputs)]
+    return inputs
+
+
 @MODELS.register_module()
 class CAMClassifier(StrictCheckpointMixin, BaseSegmentor):
     """Image-level classifier producing CAMs (the CAM stage of WSSS, and the
@@ -23,9 +62,11 @@ class CAMClassifier(StrictCheckpointMixin, BaseSegmentor):
       images=inputs)``: every CAM head reads the labels from the samples;
       the input batch goes along for heads that cut image regions.
     * ``predict``: multi-scale + flip CAM inference (spec §6.1). ``inputs`` is
-      a nested list ``inputs[s][b]`` from :class:`MultiScaleImages`, or a
-      single-scale ``[B, 3, H, W]`` batch. For every image and scale the image
-      and its flip go through the network as one batch of two; ``ReLU`` of the
+      a nested list ``inputs[s][b]`` from :class:`MultiScaleImages` (or
+      ``inputs[b][s]``, uncollated, from ``mmseg.apis.inference_model``:
+      :func:`scale_major_inputs`), or a single-scale ``[B, 3, H, W]``
+      batch. For every image and scale the image and its flip go through
+      the network as one batch of two; ``ReLU`` of the
       class maps (``cam_head.predict``) is flip-fused, then the scales are
       summed into a stride-4 ``cam`` and a full-resolution ``high_res``, both
       restricted to the image's classes (``keys``) and max-normalised. Each
@@ -168,6 +209,8 @@ class CAMClassifier(StrictCheckpointMixin, BaseSegmentor):
                 ) -> List[SegDataSample]:
         if isinstance(inputs, torch.Tensor):  # single scale: [B, 3, H, W]
             inputs = [list(inputs)]
+        elif data_samples is not None:
+            inputs = scale_major_inputs(inputs, data_samples)
         num_images = len(inputs[0])
         if data_samples is None:
             data_samples = [SegDataSample() for _ in range(num_images)]
