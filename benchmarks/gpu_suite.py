@@ -12,7 +12,7 @@ a comparison failed (files are written first).
    classifier, and a ViT-L/14 mask-prompted CLIP (224 input, depth-3 mask
    prompts) on the 2K FG/BG regions of the K positive pairs. Reference: the
    official-style loop (:func:`reference_ritc_losses`: per-map FAT, per-pair
-   losses, 2K CLIP calls of batch 1). Ours: :class:`RITCHead` in fp32, then
+   losses, 2K CLIP calls of batch 1). Ours: :class:`RegionTextHead` in fp32, then
    with bf16 autocast (backbone and CLIP), then with activation
    checkpointing of the CLIP blocks. fp32 parity: same total loss and same
    gradient of the CAMs (TF32 off for the fp32 runs).
@@ -251,7 +251,7 @@ def bench_ritc(p: dict, device: torch.device, seconds: float,
         return total.detach(), cams.grad.detach()
 
     def ours(cams):
-        return head.loss_by_feat(cams, images, labels, samples)
+        return head.loss_by_feat(cams, samples, images)
 
     def ref(cams):
         return reference_ritc_losses(cams, images, labels, qa, clip,
@@ -469,7 +469,7 @@ def bench_cam_inference(p: dict, device: torch.device,
 
     def scale_maps(scales):
         return [
-            flip_fused_cams(head.predict_cams(
+            flip_fused_cams(head.predict(
                 backbone(torch.stack([x, x.flip(-1)])))) for x in scales
         ]
 

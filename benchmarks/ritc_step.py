@@ -5,7 +5,7 @@ text tensors) with the same frozen CLIP, then backpropagate to the CAMs:
 
 * reference: :func:`reference_ritc_losses` — per-map FAT loop, per-pair loss
   loop, separate FG and BG CLIP calls of batch 1 (the official code);
-* ours: :class:`RITCHead` — one FAT op, one CLIP call for all 2K regions,
+* ours: :class:`RegionTextHead` — one FAT op, one CLIP call for all 2K regions,
   losses as tensor ops.
 
 Prints time per iteration, peak GPU memory (CUDA only), the losses' relative
@@ -44,6 +44,11 @@ PRESETS = {
         batch=4, classes=20, cam=32, image=512, pairs_per_image=2),
 }
 
+QACLIMS_LOSSES = dict(
+    loss_frc=dict(type='FGRegionContrastiveLoss', tau=0.7, loss_weight=10.),
+    loss_brc=dict(type='BGRegionContrastiveLoss', tau=0.7, loss_weight=8.),
+    loss_reg=dict(type='AreaRegularizationLoss', loss_weight=0.2))
+
 
 def make_batch(p: dict, device: torch.device, seed: int = 0):
     """Random CAMs, images, labels (``pairs_per_image`` classes each) and
@@ -51,9 +56,9 @@ def make_batch(p: dict, device: torch.device, seed: int = 0):
 
     Returns:
         tuple: ``cams`` ``[B, C, h, w]``, ``images`` ``[B, 3, H, W]``,
-        ``labels`` ``[B, C]``, the data samples carrying ``qa_feats`` (for
-        :class:`RITCHead`) and the per-image ``qa_feats`` dicts (for
-        :func:`reference_ritc_losses`).
+        ``labels`` ``[B, C]``, the data samples carrying ``img_labels`` and
+        ``qa_feats`` (for :class:`RegionTextHead`) and the per-image
+        ``qa_feats`` dicts (for :func:`reference_ritc_losses`).
     """
     g = torch.Generator().manual_seed(seed)
     b, c, d = p['batch'], p['classes'], p['clip']['embed_dim']
@@ -73,7 +78,8 @@ def make_batch(p: dict, device: torch.device, seed: int = 0):
             bg_feats=F.normalize(torch.randn(k, 10, d, generator=g), dim=-1),
             bg_mask=bg_mask)
         qa = {key: v.to(device) for key, v in qa.items()}
-        s = BaseDataElement(metainfo=dict(img_id=str(i)))
+        s = BaseDataElement(metainfo=dict(
+            img_id=str(i), img_labels=labels[i].nonzero()[:, 0].tolist()))
         s.set_field(qa, 'qa_feats')
         samples.append(s)
         qa_list.append(qa)
@@ -93,7 +99,8 @@ def timed(fn, repeats: int, device: torch.device):
 
 
 def build_ritc_head(p: dict, device: torch.device, **clip_opts):
-    """A :class:`RITCHead` with a random mask-prompted CLIP of preset ``p``.
+    """A QA-CLIMS :class:`RegionTextHead` with a random mask-prompted CLIP
+    of preset ``p``.
 
     Needs the ``mmseg`` default scope (``init_default_scope('mmseg')``).
 
@@ -106,9 +113,11 @@ def build_ritc_head(p: dict, device: torch.device, **clip_opts):
     torch.manual_seed(0)
     clip = dict(type='MaskPromptedCLIP', model_cfg=p['clip'], **clip_opts)
     head = MODELS.build(dict(
-        type='RITCHead', in_channels=p.get('in_channels', 8),
+        type='RegionTextHead', in_channels=p.get('in_channels', 8),
         num_classes=p['classes'], clip=clip,
-        clip_input_size=p['clip']['vision_cfg']['image_size'])).to(device)
+        clip_input_size=p['clip']['vision_cfg']['image_size'],
+        text_source=dict(type='QACorpusTextSource'),
+        losses=QACLIMS_LOSSES)).to(device)
     head.clip_on(device)
     return head
 
@@ -139,7 +148,7 @@ def main() -> None:
 
     def step_ours(h=head):
         x = cams.clone().requires_grad_(True)
-        losses = h.loss_by_feat(x, images, labels, samples)
+        losses = h.loss_by_feat(x, samples, images)
         total = sum(losses.values())
         total.backward()
         return total.detach()

@@ -47,8 +47,7 @@ KNOWN_VIOLATIONS: Set[str] = {
     'qaclims_mm.refine.path_index',
     'qaclims_mm.datasets.transforms.qa_corpus -> qaclims_mm.qape.text_cache',
     # models -> datasets (sibling) and -> stage APIs
-    'qaclims_mm.models.heads.ritc_head -> qaclims_mm.datasets.class_names',
-    'qaclims_mm.models.heads.ritc_head -> qaclims_mm.qape.text_cache',
+    'qaclims_mm.models.heads.text_sources -> qaclims_mm.qape.text_cache',
     'qaclims_mm.models.segmentors.irn -> qaclims_mm.refine.path_index',
     'qaclims_mm.models.segmentors.msc_encoder_decoder -> '
     'qaclims_mm.datasets.image_decoding',

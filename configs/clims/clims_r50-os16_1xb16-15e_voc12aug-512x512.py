@@ -9,30 +9,33 @@ _base_ = [
     '../_base_/schedules/schedule_cam_5e.py', '../_base_/default_runtime.py'
 ]
 clip_weights = 'data/pretrained/ViT-B-32.pt'  # OpenAI CLIP ViT-B/32
+# the class and background prompts encoded once by the CLIP text tower (see
+# README "CLIMS"): python tools/build_text_cache.py --clims-prompts \
+#   --classes voc --model ViT-B-32-quickgelu --pretrained <clip_weights> \
+#   --out data/pretrained/clims_voc_ViT-B-32
+clims_text_cache = 'data/pretrained/clims_voc_ViT-B-32'
 load_from = 'data/pretrained/res50_cam_mmseg.pth'
 model = dict(
-    type='RITCClassifier',
     # stem BN in train mode (statistics update), its parameters fixed below
     backbone=dict(norm_eval=False, frozen_stages=-1, init_cfg=None),
     cam_head=dict(
         _delete_=True,
-        type='CLIMSHead',
+        type='RegionTextHead',
         in_channels=2048,
         num_classes=20,
         # official CLIMS runs CLIP in fp16 on the GPU (clip.load); no-op on
         # CPU
         clip=dict(type='build_mask_clip', model_name='ViT-B-32',
                   weights=clip_weights, autocast_dtype='fp16'),
-        text_encoder=dict(model_name='ViT-B-32-quickgelu',
-                          pretrained=clip_weights),
-        class_names='voc',
-        bg_prompts='voc',
         clip_input_size=224,
-        loss_otm=dict(type='CLIMSObjectLoss', loss_weight=10.),
-        loss_btm=dict(type='CLIMSBackgroundLoss', loss_weight=24.),
-        loss_cbs=dict(type='CLIMSContextSuppressionLoss', threshold=0.26,
-                      loss_weight=1.),
-        loss_reg=dict(type='AreaRegularizationLoss', loss_weight=0.2)))
+        region_mask='none',  # plain CLIP on the soft regions, no FAT
+        text_source=dict(type='PromptTextSource', cache=clims_text_cache),
+        losses=dict(
+            loss_otm=dict(type='CLIMSObjectLoss', loss_weight=10.),
+            loss_btm=dict(type='CLIMSBackgroundLoss', loss_weight=24.),
+            loss_cbs=dict(type='CLIMSContextSuppressionLoss', threshold=0.26,
+                          loss_weight=1.),
+            loss_reg=dict(type='AreaRegularizationLoss', loss_weight=0.2))))
 optim_wrapper = dict(
     optimizer=dict(lr=2.5e-4),
     paramwise_cfg=dict(

@@ -17,8 +17,8 @@ max_iters = 155205
 model = dict(
     cam_head=dict(
         num_classes=80,
-        loss_frc=dict(loss_weight=30.),
-        loss_brc=dict(loss_weight=24.)))
+        losses=dict(
+            loss_frc=dict(loss_weight=30.), loss_brc=dict(loss_weight=24.))))
 optim_wrapper = dict(optimizer=dict(lr=1e-5))
 param_scheduler = [
     dict(type='PolyLR', power=0.9, eta_min=0., begin=0, end=max_iters,

@@ -17,7 +17,6 @@ qa_cache = 'data/VOCdevkit/VOC2012/qape/voc_blip_ViT-L-14'  # build_text_cache
 
 load_from = baseline_cam
 model = dict(
-    type='RITCClassifier',
     backbone=dict(
         norm_cfg=dict(type='SyncBN', requires_grad=True),
         norm_eval=False,  # BN statistics are updated in stage 2 (spec §3.1)
@@ -25,7 +24,7 @@ model = dict(
         init_cfg=None),  # weights come from load_from
     cam_head=dict(
         _delete_=True,
-        type='RITCHead',
+        type='RegionTextHead',
         in_channels=2048,
         num_classes=20,
         clip=dict(
@@ -37,14 +36,17 @@ model = dict(
             checkpointing=False,  # True: less memory, same maths
             autocast_dtype=None),  # 'bf16' on GPU: faster, not parity
         clip_input_size=224,
-        use_mask_clip=True,
+        region_mask='prompt',  # FAT masks as mask prompts; 'pixels': ablation
         fat_alpha=0.1,
         clip_renormalize=False,  # parity: CLIP sees ImageNet-normalised input
-        loss_frc=dict(type='FGRegionContrastiveLoss', tau=0.7,
-                      loss_weight=10.),
-        loss_brc=dict(type='BGRegionContrastiveLoss', tau=0.7,
-                      loss_weight=8.),
-        loss_reg=dict(type='AreaRegularizationLoss', loss_weight=0.2)))
+        # the texts of each pair come with the samples (LoadQACorpus)
+        text_source=dict(type='QACorpusTextSource', label_weight=0.5),
+        losses=dict(
+            loss_frc=dict(type='FGRegionContrastiveLoss', tau=0.7,
+                          loss_weight=10.),
+            loss_brc=dict(type='BGRegionContrastiveLoss', tau=0.7,
+                          loss_weight=8.),
+            loss_reg=dict(type='AreaRegularizationLoss', loss_weight=0.2))))
 train_pipeline = [
     dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='LoadQACorpus', cache_prefix=qa_cache, classes='voc'),

@@ -18,9 +18,9 @@ except ImportError as e:  # e.g. mmcv-lite: mmseg.models imports mmcv.ops
 else:
     from .heads.aspp_v2_head import ASPPV2Head  # noqa: F401
     from .segmentors import (CAMClassifier, DenseCRFSegTTAModel,  # noqa: F401
-                             IRNet, MSCEncoderDecoder, RITCClassifier,
+                             IRNet, MSCEncoderDecoder,
                              StrictEncoderDecoder)
     __all__ += [
-        'CAMClassifier', 'RITCClassifier', 'IRNet', 'MSCEncoderDecoder',
+        'CAMClassifier', 'IRNet', 'MSCEncoderDecoder',
         'DenseCRFSegTTAModel', 'ASPPV2Head', 'StrictEncoderDecoder'
     ]

@@ -21,6 +21,11 @@ official ``gen_clip_features`` does. Two files share a prefix:
      "strings": ["jet aeroplane", "sky", ...],          # row i of features
      "pairs": {"2007_000032": {"aeroplane": {"fg": [6 rows], "bg": [L rows]}}}}
 
+A *prompt cache* (:func:`build_prompt_text_cache`, CLIMS) has the same two
+files: ``class_features`` hold one full prompt per class (listed in the
+index's ``class_prompts``), ``features`` the fixed background prompts
+(``strings``), ``prompt`` is ``'{}'`` and ``pairs`` is empty.
+
 The official code stores one tensor per (image, class, answer) in pickled
 dicts; sharing rows between identical strings makes the cache ~10x smaller
 and readable through a memory map. Reading is :class:`TextFeatureCache`: it
@@ -48,7 +53,7 @@ from .questions import TEXT_PROMPT, check_template
 __all__ = [
     'TEXT_CACHE_FORMAT', 'TEXT_CACHE_SCHEMA_VERSION', 'load_text_encoder',
     'encode_texts', 'collect_strings', 'build_text_cache',
-    'load_text_cache_index', 'TextFeatureCache'
+    'build_prompt_text_cache', 'load_text_cache_index', 'TextFeatureCache'
 ]
 
 TEXT_CACHE_FORMAT = 'qaclims-mm/text-cache'
@@ -314,6 +319,71 @@ def build_text_cache(corpus: QACorpus,
                           schema_version=str(TEXT_CACHE_SCHEMA_VERSION),
                           model=model_name, prompt=prompt)))
     # the index last: its presence means the cache is complete
+    _write_index(out_prefix + '.json', index)
+    return index
+
+
+def build_prompt_text_cache(model_name: str,
+                            pretrained: Optional[str],
+                            out_prefix: str,
+                            class_names: Sequence[str],
+                            class_prompts: Sequence[str],
+                            background_prompts: Sequence[str],
+                            device: str = 'cpu') -> dict:
+    """Encode fixed prompts once; write ``<out_prefix>.{safetensors,json}``.
+
+    The CLIMS text source (``PromptTextSource``) reads this file, so that no
+    text encoder is loaded when the model is built. The class prompts and the
+    background prompts are encoded in two calls of :func:`encode_texts`
+    (prompt ``'{}'``: the strings are used as given).
+
+    Args:
+        model_name (str): open_clip architecture or ``local-dir:<folder>``.
+        pretrained (str, optional): Local weights file.
+        out_prefix (str): Output path without suffix.
+        class_names (Sequence[str]): The dataset's classes, in label order.
+        class_prompts (Sequence[str]): One full prompt per class (rows of
+            ``class_features``).
+        background_prompts (Sequence[str]): The fixed background prompts
+            (rows of ``features``).
+        device (str): Defaults to 'cpu'.
+
+    Returns:
+        dict: The index written to ``<out_prefix>.json``.
+    """
+    if len(class_prompts) != len(class_names):
+        raise ValueError(f'{len(class_prompts)} class prompts for '
+                         f'{len(class_names)} classes')
+    if pretrained and not model_name.startswith(LOCAL_DIR_PREFIX):
+        pretrained = osp.abspath(pretrained)
+    model, tokenizer = load_text_encoder(model_name, pretrained, device)
+    class_feats = encode_texts(model, tokenizer, list(class_prompts), '{}',
+                               device=device)
+    bg_feats = encode_texts(model, tokenizer, list(background_prompts), '{}',
+                            device=device)
+    index = dict(
+        format=TEXT_CACHE_FORMAT,
+        schema_version=TEXT_CACHE_SCHEMA_VERSION,
+        model=model_name,
+        pretrained=pretrained,
+        prompt='{}',
+        dim=int(class_feats.shape[1]),
+        dtype='float32',
+        normalized=True,
+        features_file=osp.basename(out_prefix) + '.safetensors',
+        questions={},
+        corpus_meta={},
+        class_names=list(class_names),
+        class_prompts=list(class_prompts),
+        strings=list(background_prompts),
+        pairs={})
+    atomic_write_bytes(
+        out_prefix + '.safetensors',
+        _safetensors_bytes(
+            dict(features=bg_feats, class_features=class_feats),
+            metadata=dict(format=TEXT_CACHE_FORMAT,
+                          schema_version=str(TEXT_CACHE_SCHEMA_VERSION),
+                          model=model_name, prompt='{}')))
     _write_index(out_prefix + '.json', index)
     return index
 

@@ -3,8 +3,8 @@
 A literal, loop-based reference of spec §3.5 / §4.1 / §5 — one FAT threshold
 per map in a Python loop, one (image, class) pair at a time, separate FG and BG
 CLIP calls of batch 1, each loss written out from its formula. It exists to
-check the vectorised :class:`~qaclims_mm.models.heads.RITCHead` (tests) and to
-measure it (``benchmarks/ritc_step.py``); never use it for training.
+check the vectorised :class:`~qaclims_mm.models.heads.RegionTextHead` (tests)
+and to measure it (``benchmarks/ritc_step.py``); never use it for training.
 """
 from typing import Callable, Dict, Sequence
 

@@ -167,7 +167,7 @@ def allow_model_registry_without_full_stack() -> None:
     mmengine imports a registry's ``locations`` on its first lookup; for
     ``MODELS`` (and the other registries located in ``mmseg.models``) that
     import needs mmcv's ops. Without them *every* ``MODELS.build`` would fail,
-    also for what qaclims_mm registers itself (RITCHead, the losses,
+    also for what qaclims_mm registers itself (RegionTextHead, the losses,
     MaskPromptedCLIP). When the full stack is absent, those registries are
     marked as imported (mmengine's ``_imported`` flag): lookups see the
     registered components, and an mmseg model stays a plain "not in the

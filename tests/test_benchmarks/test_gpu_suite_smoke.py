@@ -138,8 +138,8 @@ def test_budget_exhausted_benchmarks_are_skipped(tmp_path):
 
 
 def test_core_components_build_from_the_registry_without_mmseg_models():
-    """On mmcv-lite the mmseg MODELS registry must still build RITCHead (its
-    first lookup would import mmseg.models and fail)."""
+    """On mmcv-lite the mmseg MODELS registry must still build
+    RegionTextHead (its first lookup would import mmseg.models and fail)."""
     code = BLOCK + '''
 import torch
 from mmengine.registry import init_default_scope
@@ -147,11 +147,13 @@ from mmseg.registry import MODELS
 import qaclims_mm  # noqa: F401
 init_default_scope('mmseg')
 head = MODELS.build(dict(
-    type='RITCHead', in_channels=8, num_classes=3, clip_input_size=32,
+    type='RegionTextHead', in_channels=8, num_classes=3, clip_input_size=32,
     clip=dict(type='MaskPromptedCLIP', model_cfg=dict(
         embed_dim=16, vision_cfg=dict(image_size=32, patch_size=8, width=32,
-                                      layers=3, head_width=16)))))
-assert type(head).__name__ == 'RITCHead'
+                                      layers=3, head_width=16))),
+    text_source=dict(type='QACorpusTextSource'),
+    losses=dict(loss_reg=dict(type='AreaRegularizationLoss'))))
+assert type(head).__name__ == 'RegionTextHead'
 try:
     MODELS.build(dict(type='EncoderDecoder'))
 except KeyError as e:

@@ -1,4 +1,5 @@
-"""RITCHead / CLIMSHead: the vectorised step against the loop reference."""
+"""RegionTextHead (QA-CLIMS and CLIMS configs): the vectorised step against
+the loop reference."""
 import json
 
 import pytest
@@ -36,13 +37,32 @@ def clip_files(tmp_path_factory):
     return str(folder / 'clip.pt'), str(folder)
 
 
+QACLIMS_LOSSES = dict(
+    loss_frc=dict(type='FGRegionContrastiveLoss', tau=0.7, loss_weight=10.),
+    loss_brc=dict(type='BGRegionContrastiveLoss', tau=0.7, loss_weight=8.),
+    loss_reg=dict(type='AreaRegularizationLoss', loss_weight=0.2))
+CLIMS_LOSSES = dict(
+    loss_otm=dict(type='CLIMSObjectLoss', loss_weight=10.),
+    loss_btm=dict(type='CLIMSBackgroundLoss', loss_weight=24.),
+    loss_cbs=dict(type='CLIMSContextSuppressionLoss', threshold=0.26,
+                  loss_weight=1.),
+    loss_reg=dict(type='AreaRegularizationLoss', loss_weight=0.2))
+
+
 def ritc_head(clip_path, **kwargs):
+    """The QA-CLIMS configuration of :class:`RegionTextHead`."""
     torch.manual_seed(1)
     return MODELS.build(dict(
-        type='RITCHead', in_channels=8, num_classes=5,
+        type='RegionTextHead', in_channels=8, num_classes=5,
         clip=dict(type='build_mask_clip', model_cfg=VISION,
                   weights=clip_path),
-        clip_input_size=32, **kwargs))
+        clip_input_size=32, text_source=dict(type='QACorpusTextSource'),
+        losses=QACLIMS_LOSSES, **kwargs))
+
+
+def unlabelled_samples(n):
+    return [BaseDataElement(metainfo=dict(img_id=f'u{i}', img_labels=[]))
+            for i in range(n)]
 
 
 def batch(num_classes=5, d=16, seed=0):
@@ -68,7 +88,8 @@ def batch(num_classes=5, d=16, seed=0):
             fg_mask=fg_mask,
             bg_feats=F.normalize(torch.randn(k, 10, d, generator=g), dim=-1),
             bg_mask=bg_mask)
-        s = BaseDataElement(metainfo=dict(img_id=f'img{b}'))
+        s = BaseDataElement(metainfo=dict(
+            img_id=f'img{b}', img_labels=labels[b].nonzero()[:, 0].tolist()))
         s.set_field(qa, 'qa_feats')
         samples.append(s)
         qa_list.append(qa)
@@ -80,7 +101,7 @@ def test_vectorised_step_equals_loop_reference(clip_files):
     head = ritc_head(clip_files[0])
     cams, images, labels, samples, qa = batch()
     cams.requires_grad_(True)
-    ours = head.loss_by_feat(cams, images, labels, samples)
+    ours = head.loss_by_feat(cams, samples, images)
     clip = head.clip_on(cams.device)
     ref = reference_ritc_losses(cams, images, labels, qa, clip,
                                 clip_input_size=32)
@@ -97,7 +118,7 @@ def test_vectorised_step_equals_loop_reference(clip_files):
 
 
 def test_ablation_plain_clip_on_hard_masked_pixels(clip_files):
-    head = ritc_head(clip_files[0], use_mask_clip=False)
+    head = ritc_head(clip_files[0], region_mask='pixels')
     cams, images, labels, samples, _ = batch()
     fg, bg, fg_m, bg_m, _ = head.region_images(cams, images, labels)
     clip = head.clip_on(cams.device)
@@ -117,7 +138,7 @@ def test_clip_is_frozen_and_outside_the_module(clip_files):
     assert not clip.training
     cams, images, labels, samples, _ = batch()
     cams.requires_grad_(True)
-    sum(head.loss_by_feat(cams, images, labels, samples).values()).backward()
+    sum(head.loss_by_feat(cams, samples, images).values()).backward()
     assert all(p.grad is None for p in clip.parameters())
     assert cams.grad is not None
 
@@ -125,9 +146,10 @@ def test_clip_is_frozen_and_outside_the_module(clip_files):
 def test_missing_qa_feats_is_named(clip_files):
     head = ritc_head(clip_files[0])
     cams, images, labels, samples, _ = batch()
-    bare = BaseDataElement(metainfo=dict(img_id='2007_000123'))
+    bare = BaseDataElement(metainfo=dict(img_id='2007_000123',
+                                         img_labels=[0]))
     with pytest.raises(KeyError, match='2007_000123.*LoadQACorpus'):
-        head.loss_by_feat(cams, images, labels, [samples[0], bare, samples[2]])
+        head.loss_by_feat(cams, [samples[0], bare, samples[2]], images)
 
 
 def clims_reference(cams, images, labels, clip, class_text, bg_text,
@@ -166,18 +188,41 @@ def clims_reference(cams, images, labels, clip, class_text, bg_text,
                 loss_cbs=w_cbs * cbs, loss_reg=w_reg * cams.mean())
 
 
-def test_clims_head_losses(clip_files):
-    clip_path, text_dir = clip_files
+@pytest.fixture(scope='module')
+def clims_cache(clip_files, tmp_path_factory):
+    """The CLIMS prompt cache of the tiny text tower (build_text_cache.py
+    --clims-prompts --classes voc)."""
+    from qaclims_mm.datasets.class_names import get_classes
+    from qaclims_mm.models.losses.clims_losses import (
+        clims_background_prompts, clims_class_prompts)
+    from qaclims_mm.qape.text_cache import build_prompt_text_cache
+    prefix = str(tmp_path_factory.mktemp('clims_cache') / 'clims_voc')
+    names = get_classes('voc')
+    build_prompt_text_cache('local-dir:' + clip_files[1], None, prefix, names,
+                            clims_class_prompts(names),
+                            clims_background_prompts('voc'))
+    return prefix
+
+
+def clims_head(clip_path, cache):
+    """The CLIMS configuration of :class:`RegionTextHead`."""
     torch.manual_seed(1)
-    head = MODELS.build(dict(
-        type='CLIMSHead', in_channels=8, num_classes=20,
+    return MODELS.build(dict(
+        type='RegionTextHead', in_channels=8, num_classes=20,
         clip=dict(type='build_mask_clip', model_cfg=VISION,
                   weights=clip_path),
-        text_encoder=dict(model_name='local-dir:' + text_dir),
-        class_names='voc', bg_prompts='voc', clip_input_size=32))
-    assert head.class_text_feats.shape == (20, 16)
-    assert head.bg_text_feats.shape == (10, 16)
-    assert 'class_text_feats' not in head.state_dict()
+        region_mask='none', clip_input_size=32,
+        text_source=dict(type='PromptTextSource', cache=cache),
+        losses=CLIMS_LOSSES))
+
+
+def test_clims_head_losses(clip_files, clims_cache):
+    clip_path, text_dir = clip_files
+    head = clims_head(clip_path, clims_cache)
+    text = head.text_source  # the prompt features read from the cache
+    assert text.class_feats.shape == (20, 16)
+    assert text.bg_feats.shape == (10, 16)
+    assert 'text_source.class_feats' not in head.state_dict()
     cams, images, labels, samples, _ = batch(num_classes=20)
     clip = head.clip_on(cams.device)
     # Text features that the FG and BG regions both match to different,
@@ -189,19 +234,19 @@ def test_clims_head_losses(clip_files):
         v_fg = F.normalize(clip(fg, None), dim=-1)
         v_bg = F.normalize(clip(bg, None), dim=-1)
         for k, c in enumerate(pair_class.tolist()):
-            head.class_text_feats[c] = 2 * v_fg[k] + v_bg[k]
+            text.class_feats[c] = 2 * v_fg[k] + v_bg[k]
         mix = torch.rand(10, len(pair_class), generator=g)
-        head.bg_text_feats.copy_(mix @ v_fg + mix.flip(0) @ v_bg +
+        text.bg_feats.copy_(mix @ v_fg + mix.flip(0) @ v_bg +
                                  0.3 * torch.randn(10, 16, generator=g))
         cos = F.normalize(clip(fg, None), dim=-1) @ F.normalize(
-            head.bg_text_feats, dim=-1).t()
+            text.bg_feats, dim=-1).t()
     threshold = cos.median().item()  # about half the (pair, prompt) terms
-    head.loss_cbs.threshold = threshold
+    head.losses['loss_cbs'].threshold = threshold
     cams.requires_grad_(True)
-    losses = head.loss_by_feat(cams, images, labels, samples)
+    losses = head.loss_by_feat(cams, samples, images)
     assert set(losses) == {'loss_otm', 'loss_btm', 'loss_cbs', 'loss_reg'}
-    ref = clims_reference(cams, images, labels, clip, head.class_text_feats,
-                          head.bg_text_feats, threshold)
+    ref = clims_reference(cams, images, labels, clip, text.class_feats,
+                          text.bg_feats, threshold)
     for key in ref:
         torch.testing.assert_close(losses[key], ref[key], rtol=1e-4,
                                    atol=1e-5, msg=key)
@@ -209,7 +254,7 @@ def test_clims_head_losses(clip_files):
     # clearly different values
     with torch.no_grad():
         swapped = clims_reference(cams, images, labels, clip,
-                                  head.class_text_feats, head.bg_text_feats,
+                                  text.class_feats, text.bg_feats,
                                   threshold, swap_btm_cbs=True)
     for key in ('loss_btm', 'loss_cbs'):
         assert abs(swapped[key] - ref[key]) > 0.05 * ref[key].abs(), key
@@ -224,8 +269,8 @@ def test_batch_without_labels_gives_all_losses_zero(clip_files):
     three losses, L_REG included, are zeros attached to the graph."""
     head = ritc_head(clip_files[0])
     cams = torch.rand(2, 5, 6, 6, requires_grad=True)
-    losses = head.loss_by_feat(cams, torch.randn(2, 3, 40, 40),
-                               torch.zeros(2, 5), [])
+    losses = head.loss_by_feat(cams, unlabelled_samples(2),
+                               torch.randn(2, 3, 40, 40))
     assert set(losses) == {'loss_frc', 'loss_brc', 'loss_reg'}
     for name, value in losses.items():
         assert value.item() == 0, name
@@ -246,8 +291,8 @@ def test_label_less_batch_gives_real_zeros_with_non_finite_cams(clip_files):
     bad[1, 4, 0, 0] = float('inf')
     bad[1, 0, 5, 5] = float('-inf')
     cams = torch.sigmoid(logits) + bad
-    losses = head.loss_by_feat(cams, torch.randn(2, 3, 40, 40),
-                               torch.zeros(2, 5), [])
+    losses = head.loss_by_feat(cams, unlabelled_samples(2),
+                               torch.randn(2, 3, 40, 40))
     for name, value in losses.items():
         assert value.item() == 0, (name, value)
         assert value.requires_grad, name
@@ -256,8 +301,8 @@ def test_label_less_batch_gives_real_zeros_with_non_finite_cams(clip_files):
     # through the head itself: every trainable parameter gets a (zero)
     # gradient, so DDP (find_unused_parameters=False) sees all of them used
     head.zero_grad()
-    losses = head.loss([torch.randn(2, 8, 6, 6)], torch.randn(2, 3, 40, 40),
-                       torch.zeros(2, 5), [])
+    losses = head.loss([torch.randn(2, 8, 6, 6)], unlabelled_samples(2),
+                       images=torch.randn(2, 3, 40, 40))
     assert all(v.item() == 0 for v in losses.values()), losses
     sum(losses.values()).backward()
     trainable = [(n, p) for n, p in head.named_parameters()
@@ -275,10 +320,10 @@ def test_unlabelled_image_of_a_mixed_batch_counts_in_reg(clip_files):
     cams, images, labels, samples, qa = batch()
     labels[1] = 0  # image 1 has no label: no QA pairs
     empty = {k: v[:0] for k, v in qa[1].items()}
-    samples[1] = BaseDataElement(metainfo=dict(img_id='img1'))
+    samples[1] = BaseDataElement(metainfo=dict(img_id='img1', img_labels=[]))
     samples[1].set_field(empty, 'qa_feats')
     qa[1] = empty
-    losses = head.loss_by_feat(cams, images, labels, samples)
+    losses = head.loss_by_feat(cams, samples, images)
     torch.testing.assert_close(losses['loss_reg'], 0.2 * cams.mean())
     assert not torch.allclose(losses['loss_reg'],
                               0.2 * cams[[0, 2]].mean())
@@ -333,3 +378,135 @@ def test_stage2_stem_bn_trains_statistics_with_fixed_parameters():
         assert lr[id(p)] == 0 and decay[id(p)] == 0
     assert lr[id(model.backbone.layer1[0].conv1.weight)] == 3.5e-4
     assert lr[id(model.cam_head.classifier.weight)] == pytest.approx(3.5e-3)
+
+
+# ---------------------------------------------------------- head contract
+def test_every_cam_head_follows_the_mmseg_contract(clip_files):
+    """loss(inputs, data_samples, train_cfg) with the labels read from the
+    samples; predict(inputs, batch_img_metas, test_cfg) -> ReLU maps."""
+    torch.manual_seed(0)
+    feats = [torch.randn(3, 8, 6, 6)]
+    cams, images, labels, samples, _ = batch()
+    cam_head = MODELS.build(dict(type='CAMHead', in_channels=8,
+                                 num_classes=5))
+    losses = cam_head.loss(feats, samples, None)
+    ref = F.multilabel_soft_margin_loss(cam_head.classify(feats), labels)
+    torch.testing.assert_close(losses['loss_cls'], ref)
+    region_head = ritc_head(clip_files[0])
+    for head in (cam_head, region_head):
+        maps = head.predict(feats, [{}] * 3, {})
+        torch.testing.assert_close(maps, F.relu(head(feats)))
+    losses = region_head.loss(feats, samples, None, images=images)
+    ref = region_head.loss_by_feat(torch.sigmoid(region_head(feats)),
+                                   samples, images)
+    assert list(losses) == ['loss_frc', 'loss_brc', 'loss_reg']
+    for key in ref:
+        assert torch.equal(losses[key], ref[key]), key
+    with pytest.raises(ValueError, match='needs the input images'):
+        region_head.loss(feats, samples, None)
+
+
+def test_clims_prompt_cache_holds_the_text_tower_features(clip_files,
+                                                         clims_cache):
+    """The cache rows are exactly what the text tower gives for the CLIMS
+    prompts (two calls, prompt '{}'), so CLIMS losses do not change."""
+    from qaclims_mm.datasets.class_names import get_classes
+    from qaclims_mm.models.losses.clims_losses import (
+        clims_background_prompts, clims_class_prompts)
+    from qaclims_mm.qape.text_cache import encode_texts, load_text_encoder
+    model, tok = load_text_encoder('local-dir:' + clip_files[1])
+    classes = encode_texts(model, tok,
+                           clims_class_prompts(get_classes('voc')), '{}')
+    background = encode_texts(model, tok, clims_background_prompts('voc'),
+                              '{}')
+    head = clims_head(clip_files[0], clims_cache)
+    assert torch.equal(head.text_source.class_feats, classes)
+    assert torch.equal(head.text_source.bg_feats, background)
+    with open(clims_cache + '.json') as f:
+        index = json.load(f)
+    assert index['class_prompts'][14] == 'a photo of player.'  # person
+
+
+def test_clims_head_loads_no_text_encoder_at_build(clip_files, clims_cache,
+                                                   monkeypatch):
+    import open_clip
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError('a text encoder was loaded at build time')
+
+    monkeypatch.setattr(open_clip, 'create_model', forbidden)
+    head = clims_head(clip_files[0], clims_cache)
+    assert type(head.text_source).__name__ == 'PromptTextSource'
+
+
+def test_a_qape_cache_is_not_a_prompt_cache(tmp_path, clip_files):
+    """A QA corpus cache given to PromptTextSource fails, naming the file."""
+    from qaclims_mm.qape import build_corpus, build_question_set
+    from qaclims_mm.qape.text_cache import build_text_cache
+    corpus = build_corpus([dict(img_id='a', class_name='cat',
+                                fg=['x'] * 6, bg=['y'] * 10)],
+                          build_question_set())
+    prefix = str(tmp_path / 'qa')
+    build_text_cache(corpus, 'local-dir:' + clip_files[1], None, prefix,
+                     progress=False, class_names=('cat', 'dog'))
+    with pytest.raises(ValueError, match=r'qa\.json is not a prompt cache'):
+        MODELS.build(dict(type='PromptTextSource', cache=prefix))
+
+
+def test_losses_and_text_source_are_checked_at_build(clip_files,
+                                                     clims_cache):
+    """A loss reading texts the source does not provide, a text source for
+    another class count and a bad loss key fail when the head is built."""
+    with pytest.raises(ValueError, match=r'loss_frc.*bg_texts.*'
+                       r'PromptTextSource'):
+        MODELS.build(dict(
+            type='RegionTextHead', in_channels=8, num_classes=20,
+            clip=dict(type='build_mask_clip', model_cfg=VISION,
+                      weights=clip_files[0]),
+            text_source=dict(type='PromptTextSource', cache=clims_cache),
+            losses=QACLIMS_LOSSES))
+    with pytest.raises(ValueError, match='holds 20 classes for '
+                       'num_classes=5'):
+        MODELS.build(dict(
+            type='RegionTextHead', in_channels=8, num_classes=5,
+            clip=dict(type='build_mask_clip', model_cfg=VISION,
+                      weights=clip_files[0]),
+            text_source=dict(type='PromptTextSource', cache=clims_cache),
+            losses=CLIMS_LOSSES))
+    with pytest.raises(ValueError, match='must start with "loss_"'):
+        ritc_head(clip_files[0]).__class__(
+            clip=dict(type='build_mask_clip', model_cfg=VISION,
+                      weights=clip_files[0]),
+            text_source=dict(type='QACorpusTextSource'),
+            losses=dict(reg=dict(type='AreaRegularizationLoss')))
+
+
+def test_configs_are_one_model_type_with_a_loss_dict():
+    """QA-CLIMS (VOC, COCO) and CLIMS are configs of CAMClassifier +
+    RegionTextHead; COCO changes two loss weights by inheritance."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfgs = {
+        name: Config.fromfile(osp.join(root, path)).model
+        for name, path in (
+            ('voc', 'configs/qaclims/qaclims_r50-os16_2xb4-19830it_'
+             'voc12aug-512x512.py'),
+            ('coco', 'configs/qaclims/qaclims_r50-os16_2xb4-155205it_'
+             'coco14-512x512.py'),
+            ('clims', 'configs/clims/clims_r50-os16_1xb16-15e_'
+             'voc12aug-512x512.py'))
+    }
+    for model in cfgs.values():
+        assert model.type == 'CAMClassifier'
+        assert model.cam_head.type == 'RegionTextHead'
+    weights = {name: {k: v.loss_weight
+                      for k, v in model.cam_head.losses.items()}
+               for name, model in cfgs.items()}
+    assert weights == dict(
+        voc=dict(loss_frc=10., loss_brc=8., loss_reg=0.2),
+        coco=dict(loss_frc=30., loss_brc=24., loss_reg=0.2),
+        clims=dict(loss_otm=10., loss_btm=24., loss_cbs=1., loss_reg=0.2))
+    assert cfgs['clims'].cam_head.text_source.type == 'PromptTextSource'
+    assert cfgs['clims'].cam_head.region_mask == 'none'

@@ -66,8 +66,13 @@ def assets(synthetic_voc_root, tmp_path_factory):
     run('tools/build_text_cache.py', '--corpus', str(root / 'corpus.json'),
         '--model', f'local-dir:{text_dir}', '--out', str(root / 'cache'),
         '--classes', 'voc')
+    # the CLIMS class / background prompts, as README "CLIMS" builds them
+    run('tools/build_text_cache.py', '--clims-prompts', '--classes', 'voc',
+        '--model', f'local-dir:{text_dir}', '--out',
+        str(root / 'clims_prompts'))
     return dict(root=root, clip=str(root / 'clip.pt'), text=str(text_dir),
-                cache=str(root / 'cache'))
+                cache=str(root / 'cache'),
+                clims_prompts=str(root / 'clims_prompts'))
 
 
 def write_config(path, base, voc_root, overrides: str,
@@ -157,8 +162,7 @@ model = dict(
     cam_head=dict(in_channels=512, clip_input_size=32,
                   clip=dict(model_name='tiny', model_cfg={VISION!r},
                             weights={assets['clip']!r}),
-                  text_encoder=dict(model_name={'local-dir:' + assets['text']!r},
-                                    pretrained=None)))
+                  text_source=dict(cache={assets['clims_prompts']!r})))
 train_cfg = dict(max_epochs=1)
 param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0., begin=0,
                         end=1, by_epoch=True, convert_to_iter_based=True)]

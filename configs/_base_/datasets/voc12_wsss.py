@@ -26,6 +26,8 @@ cam_pipeline = [
     dict(type='LoadOptionalAnnotations'),
     dict(type='PackWSSSInputs'),
 ]
+# the name mmseg.apis.inference_model / MMSegInferencer read
+test_pipeline = cam_pipeline
 
 train_dataloader = dict(
     batch_size=16,

@@ -27,4 +27,6 @@ model = dict(
         in_channels=2048,
         num_classes=20,
         loss_cls=dict(type='MultiLabelSoftMarginLoss')),
-    test_cfg=dict(flip=True, threshold=0.15))
+    # unlabelled_keys: an image without labels (mmseg.apis.inference_model)
+    # gets the CAMs of the classes the network predicts
+    test_cfg=dict(flip=True, threshold=0.15, unlabelled_keys='predicted'))

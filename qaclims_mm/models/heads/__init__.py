@@ -1,9 +1,11 @@
-from .cam_head import CAMHead
+from .cam_head import CAMHead, multi_hot_labels
 from .irn_heads import (IRNDisplacementHead, IRNEdgeHead, MeanShift,
                         irn_affinity_displacement_loss)
-from .ritc_head import CLIMSHead, RITCHead
+from .ritc_head import RegionTextHead
+from .text_sources import PromptTextSource, QACorpusTextSource
 
 __all__ = [
-    'CAMHead', 'RITCHead', 'CLIMSHead', 'IRNEdgeHead', 'IRNDisplacementHead',
-    'MeanShift', 'irn_affinity_displacement_loss'
+    'CAMHead', 'RegionTextHead', 'QACorpusTextSource', 'PromptTextSource',
+    'multi_hot_labels', 'IRNEdgeHead',
+    'IRNDisplacementHead', 'MeanShift', 'irn_affinity_displacement_loss'
 ]

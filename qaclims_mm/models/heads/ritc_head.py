@@ -1,4 +1,4 @@
-"""RITC: the CAM head trained against a frozen CLIP (QA-CLIMS and CLIMS).
+"""RegionTextHead: CAM head trained against a frozen CLIP (QA-CLIMS, CLIMS).
 
 One training step (spec §3.5), vectorised over the K positive (image, class)
 pairs of the batch (row-major ``(b, c)`` order):
@@ -11,14 +11,18 @@ pairs of the batch (row-major ``(b, c)`` order):
 4. foreground ``A' * X'`` with mask ``M`` and background ``(1 - A') * X'``
    with mask ``1 - M`` go through the frozen mask-prompted CLIP in ONE batched
    call of ``2K`` images;
-5. the losses (L_FRC, L_BRC, L_REG for QA-CLIMS; OTM, BTM, CBS, REG for
-   CLIMS) are computed on tensors, without a Python loop over pairs.
+5. the text source gives the texts of the K pairs, and every loss of the
+   head's loss dict (L_FRC, L_BRC, L_REG for QA-CLIMS; OTM, BTM, CBS, REG for
+   CLIMS) is computed on tensors, without a Python loop over pairs.
+
+QA-CLIMS and CLIMS are two configs of this one head: a text source
+(:mod:`.text_sources`), a region mode and a dict of losses.
 
 The CLIP encoder is held *outside* the module tree: it is not in the
 optimizer, not in DDP's gradient sync, not in checkpoints (~1.2 GB for
 ViT-L/14), and follows the features' device lazily.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -26,15 +30,15 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ..losses.region_contrastive import blend_fg_text
 from ..utils.fat import fat_fg_bg_masks
-from .cam_head import CAMHead
+from .cam_head import CAMHead, multi_hot_labels
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 _CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-_QA_KEYS = ('class_feats', 'fg_feats', 'fg_mask', 'bg_feats', 'bg_mask')
+_REGION_MASKS = ('prompt', 'pixels', 'none')
+_REGION_INPUTS = ('cams', 'fg_regions', 'bg_regions')
 
 
 def imagenet_to_clip(images: Tensor) -> Tensor:
@@ -46,28 +50,118 @@ def imagenet_to_clip(images: Tensor) -> Tensor:
     return (images * in_std + in_mean - clip_mean) / clip_std
 
 
-def gather_qa_feats(data_samples: Sequence, device: torch.device
-                    ) -> Dict[str, Tensor]:
-    """Concatenate the samples' ``qa_feats`` (from ``LoadQACorpus``).
+@MODELS.register_module()
+class RegionTextHead(CAMHead):
+    """CAM head trained by matching CAM-weighted image regions to texts
+    through a frozen CLIP (QA-CLIMS spec §3–§5; CLIMS, spec §5 table).
 
-    Each sample holds its K_b pairs in sorted class order, so concatenating
-    over samples gives the row-major ``(b, c)`` order of the positive pairs.
+    Inference is the CAM head's (``ReLU`` of the class maps, §6.1).
+
+    **Regions.** For the K positive pairs, the FG region ``A' * X'`` and the
+    BG region ``(1 - A') * X'`` go through CLIP in one call. ``region_mask``
+    says how the FAT masks ``M`` (``A' >= fat_alpha * max A'``) enter:
+    ``'prompt'``: OV-Seg mask prompts with ``M`` / ``1 - M`` (QA-CLIMS);
+    ``'pixels'``: plain CLIP on ``region * M`` (the QA-CLIMS
+    ``use_mask_clip=False`` ablation); ``'none'``: plain CLIP on the soft
+    regions, no FAT (CLIMS).
+
+    **Texts.** ``text_source`` (:mod:`.text_sources`) gives the texts of the
+    pairs: the samples' QA corpus features (``QACorpusTextSource``) or fixed
+    prompt features from a text cache file (``PromptTextSource``).
+
+    **Losses.** ``losses`` maps each output name to a loss config. A loss
+    reads the inputs named by its class attribute ``region_text_inputs``:
+    ``'cams'`` (the sigmoid CAMs ``[B, C, h, w]``), ``'fg_regions'`` /
+    ``'bg_regions'`` (the region embeddings ``[K, D]``), or a name the text
+    source ``provides``; a loss asking for an input nobody provides fails at
+    build time. A batch without any labelled class gives every loss as a
+    zero attached to the graph (official COCO loop, fix ``987265f``).
+
+    The images: :meth:`loss` takes the network's input batch as the
+    ``images`` argument of the CAM-head contract (the classifier passes it to
+    every CAM head); the regions are cut from it.
+
+    The CLIP encoder is held *outside* the module tree: it is not in the
+    optimizer, not in DDP's gradient sync, not in checkpoints (~1.2 GB for
+    ViT-L/14), and follows the features' device lazily.
+
+    Args:
+        clip (dict): Config of the frozen image encoder, e.g.
+            ``dict(type='build_mask_clip', model_name='ViT-L-14',
+            weights=..., ovseg_checkpoint=...)``.
+        text_source (dict): Config of the text source.
+        losses (dict): ``{output name: loss config}``, in summation order;
+            each name must start with ``loss_``.
+        in_channels (int): Feature channels. Defaults to 2048.
+        num_classes (int): Object classes. Defaults to 20.
+        in_index (int): Backbone output to use. Defaults to -1.
+        region_mask (str): ``'prompt'`` (default), ``'pixels'`` or
+            ``'none'``, see above.
+        clip_input_size (int): CLIP input resolution. Defaults to 224.
+        fat_alpha (float): FAT relative threshold. Defaults to 0.1.
+        clip_renormalize (bool): Re-normalise images from ImageNet to CLIP
+            statistics. Defaults to False: the official code feeds
+            ImageNet-normalised images (parity).
+        init_cfg (dict, optional): Initialisation config.
     """
-    missing = [s.metainfo.get('img_id', '?') for s in data_samples
-               if 'qa_feats' not in s]
-    if missing:
-        raise KeyError(f'samples {missing[:3]} carry no qa_feats: add '
-                       f"dict(type='LoadQACorpus', cache_prefix=...) to the "
-                       f'training pipeline')
-    return {
-        key: torch.cat([torch.as_tensor(s.qa_feats[key])
-                        for s in data_samples]).to(device)
-        for key in _QA_KEYS
-    }
 
+    def __init__(self,
+                 clip: dict,
+                 text_source: dict,
+                 losses: Dict[str, dict],
+                 in_channels: int = 2048,
+                 num_classes: int = 20,
+                 in_index: int = -1,
+                 region_mask: str = 'prompt',
+                 clip_input_size: int = 224,
+                 fat_alpha: float = 0.1,
+                 clip_renormalize: bool = False,
+                 init_cfg=None) -> None:
+        super().__init__(in_channels=in_channels, num_classes=num_classes,
+                         in_index=in_index, loss_cls=None, init_cfg=init_cfg)
+        if region_mask not in _REGION_MASKS:
+            raise ValueError(f'region_mask must be one of {_REGION_MASKS}, '
+                             f'got {region_mask!r}')
+        self.region_mask = region_mask
+        self.clip_input_size = clip_input_size
+        self.fat_alpha = fat_alpha
+        self.clip_renormalize = clip_renormalize
+        self.text_source = MODELS.build(text_source)
+        source_classes = getattr(self.text_source, 'num_classes', None)
+        if source_classes is not None and source_classes != num_classes:
+            raise ValueError(
+                f'cam_head.text_source ({type(self.text_source).__name__}) '
+                f'holds {source_classes} classes for num_classes='
+                f'{num_classes}')
+        self.losses = nn.ModuleDict({
+            name: self._build_loss(name, cfg)
+            for name, cfg in losses.items()
+        })
+        if not self.losses:
+            raise ValueError('cam_head.losses is empty')
+        self._set_clip(MODELS.build(clip))
 
-class _FrozenCLIPMixin:
-    """Holds a frozen CLIP encoder outside the module tree."""
+    def _build_loss(self, name: str, cfg: dict) -> nn.Module:
+        if not name.startswith('loss_'):
+            raise ValueError(f'cam_head.losses key {name!r} must start with '
+                             '"loss_" so that MMEngine backpropagates it')
+        loss = MODELS.build(cfg, default_args=dict(loss_name=name))
+        if loss.loss_name != name:
+            raise ValueError(f'cam_head.losses.{name}: loss_name '
+                             f'{loss.loss_name!r} differs from its key')
+        wanted = getattr(loss, 'region_text_inputs', None)
+        if wanted is None:
+            raise TypeError(f'cam_head.losses.{name}: {type(loss).__name__} '
+                            'declares no region_text_inputs')
+        available = _REGION_INPUTS + tuple(self.text_source.provides)
+        unknown = [k for k in wanted if k not in available]
+        if unknown:
+            raise ValueError(
+                f'cam_head.losses.{name} ({type(loss).__name__}) reads '
+                f'{unknown}, which the text source '
+                f'{type(self.text_source).__name__} does not provide '
+                f'(available: {list(available)})')
+        return loss
 
     def _set_clip(self, clip: nn.Module) -> None:
         clip.eval()
@@ -83,68 +177,10 @@ class _FrozenCLIPMixin:
             self._clip.to(device)
         return self._clip
 
-
-@MODELS.register_module()
-class RITCHead(_FrozenCLIPMixin, CAMHead):
-    """QA-CLIMS region-text contrastive CAM head (spec §3–§5).
-
-    Inference is the CAM head's (``ReLU`` of the class maps, §6.1).
-
-    Args:
-        in_channels (int): Feature channels. Defaults to 2048.
-        num_classes (int): Object classes. Defaults to 20.
-        in_index (int): Backbone output to use. Defaults to -1.
-        clip (dict): Config of the frozen image encoder, e.g.
-            ``dict(type='build_mask_clip', model_name='ViT-L-14',
-            weights=..., ovseg_checkpoint=...)``.
-        clip_input_size (int): CLIP input resolution. Defaults to 224.
-        use_mask_clip (bool): Mask-prompted CLIP with the FAT masks (default).
-            False is the ablation: plain CLIP on hard-masked pixels
-            ``(A' * X') * M``.
-        fat_alpha (float): FAT relative threshold. Defaults to 0.1.
-        clip_renormalize (bool): Re-normalise images from ImageNet to CLIP
-            statistics. Defaults to False: the official code feeds
-            ImageNet-normalised images (parity).
-        label_weight (float): Weight of the class prompt in the FG text.
-            Defaults to 0.5.
-        loss_frc, loss_brc, loss_reg (dict): The three losses; weights
-            10 / 8 / 0.2 on VOC, 30 / 24 / 0.2 on COCO.
-        init_cfg (dict, optional): Initialisation config.
-    """
-
-    def __init__(self,
-                 in_channels: int = 2048,
-                 num_classes: int = 20,
-                 in_index: int = -1,
-                 clip: dict = dict(type='build_mask_clip',
-                                   model_name='ViT-L-14'),
-                 clip_input_size: int = 224,
-                 use_mask_clip: bool = True,
-                 fat_alpha: float = 0.1,
-                 clip_renormalize: bool = False,
-                 label_weight: float = 0.5,
-                 loss_frc: dict = dict(type='FGRegionContrastiveLoss',
-                                       tau=0.7, loss_weight=10.),
-                 loss_brc: dict = dict(type='BGRegionContrastiveLoss',
-                                       tau=0.7, loss_weight=8.),
-                 loss_reg: dict = dict(type='AreaRegularizationLoss',
-                                       loss_weight=0.2),
-                 init_cfg=None) -> None:
-        super().__init__(in_channels=in_channels, num_classes=num_classes,
-                         in_index=in_index, loss_cls=None, init_cfg=init_cfg)
-        self.clip_input_size = clip_input_size
-        self.use_mask_clip = use_mask_clip
-        self.fat_alpha = fat_alpha
-        self.clip_renormalize = clip_renormalize
-        self.label_weight = label_weight
-        self.loss_frc = MODELS.build(loss_frc)
-        self.loss_brc = MODELS.build(loss_brc)
-        self.loss_reg = MODELS.build(loss_reg)
-        self._set_clip(MODELS.build(clip))
-
     # ------------------------------------------------------------ regions
     def region_images(self, cams: Tensor, images: Tensor, labels: Tensor
-                      ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+                      ) -> Tuple[Tensor, Tensor, Optional[Tensor],
+                                 Optional[Tensor], Tensor]:
         """FG/BG region images and FAT masks of the positive pairs.
 
         Args:
@@ -154,7 +190,8 @@ class RITCHead(_FrozenCLIPMixin, CAMHead):
 
         Returns:
             tuple: ``fg_img``, ``bg_img`` ``[K, 3, S, S]``; ``fg_mask``,
-            ``bg_mask`` ``[K, 1, S, S]``; ``pair_class`` ``[K]``.
+            ``bg_mask`` ``[K, 1, S, S]`` (None when ``region_mask='none'``);
+            ``pair_class`` ``[K]``.
         """
         size = (self.clip_input_size, self.clip_input_size)
         cams = F.interpolate(cams, size, mode='bilinear', align_corners=True)
@@ -165,162 +202,74 @@ class RITCHead(_FrozenCLIPMixin, CAMHead):
         b_idx, c_idx = labels.nonzero(as_tuple=True)  # row-major (b, c)
         maps = cams[b_idx, c_idx].unsqueeze(1)  # [K, 1, S, S]
         pixels = images[b_idx]  # [K, 3, S, S]
-        fg_mask, bg_mask = fat_fg_bg_masks(maps, self.fat_alpha)
+        fg_mask = bg_mask = None
+        if self.region_mask != 'none':
+            fg_mask, bg_mask = fat_fg_bg_masks(maps, self.fat_alpha)
         return maps * pixels, (1 - maps) * pixels, fg_mask, bg_mask, c_idx
 
-    def encode_regions(self, fg_img: Tensor, bg_img: Tensor, fg_mask: Tensor,
-                       bg_mask: Tensor) -> Tuple[Tensor, Tensor]:
+    def encode_regions(self, fg_img: Tensor, bg_img: Tensor,
+                       fg_mask: Optional[Tensor], bg_mask: Optional[Tensor]
+                       ) -> Tuple[Tensor, Tensor]:
         """One CLIP call for the 2K regions; returns ``[K, D]`` FG, BG."""
         clip = self.clip_on(fg_img.device)
         images = torch.cat([fg_img, bg_img])
-        masks = torch.cat([fg_mask, bg_mask]).to(images.dtype)
-        if self.use_mask_clip:
-            feats = clip(images, masks)
-        else:  # ablation: plain CLIP on hard-masked pixels
-            feats = clip(images * masks, None)
+        if self.region_mask == 'none':
+            feats = clip(images, None)
+        else:
+            masks = torch.cat([fg_mask, bg_mask]).to(images.dtype)
+            if self.region_mask == 'prompt':
+                feats = clip(images, masks)
+            else:  # 'pixels': plain CLIP on hard-masked pixels
+                feats = clip(images * masks, None)
         return feats.split(fg_img.shape[0])
 
     # ------------------------------------------------------------ losses
-    def loss(self, feats: Sequence[Tensor], images: Tensor, labels: Tensor,
-             data_samples: Sequence) -> Dict[str, Tensor]:
-        """RITC losses of a batch (spec §3.5).
+    def loss(self,
+             inputs: Sequence[Tensor],
+             data_samples: Sequence,
+             train_cfg: Optional[dict] = None,
+             images: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Region-text losses of a batch (spec §3.5).
 
         Args:
-            feats (Sequence[Tensor]): Backbone features.
+            inputs (Sequence[Tensor]): Backbone features.
+            data_samples (Sequence): Samples with ``img_labels`` (and what
+                the text source reads, e.g. ``qa_feats``).
+            train_cfg (dict, optional): Unused.
             images (Tensor): ``[B, 3, H, W]`` the network's input images.
-            labels (Tensor): ``[B, C]`` multi-hot labels.
-            data_samples (Sequence): Samples carrying ``qa_feats``.
         """
-        cams = torch.sigmoid(self.forward(feats))
-        return self.loss_by_feat(cams, images, labels, data_samples)
+        cams = torch.sigmoid(self.forward(inputs))
+        return self.loss_by_feat(cams, data_samples, images)
 
-    def _no_pair_losses(self, cams: Tensor) -> Dict[str, Tensor]:
-        """Losses of a batch without any labelled class (COCO).
+    def loss_by_feat(self, cams: Tensor, data_samples: Sequence,
+                     images: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Losses of sigmoid CAMs ``[B, C, h, w]``.
 
-        As the official COCO training loop (fix ``987265f``): when no image
-        of the batch has a label, **all** losses, L_REG included, are zero
-        (here zeros attached to the graph, so every rank still runs its
-        backward through every parameter that produced ``cams``, as DDP
-        needs). In a batch with at least one labelled image, L_REG is the
-        mean over every image of the batch, label-less ones included (see
-        :meth:`loss_by_feat`).
-
-        The zeros are exact even when ``cams`` holds NaN or inf (``x * 0``
-        would give NaN there): non-finite entries are replaced before the
-        multiplication, so the value and the gradient to ``cams`` are 0.
+        Args:
+            cams (Tensor): ``[B, C, h, w]`` sigmoid CAMs.
+            data_samples (Sequence): Samples with ``img_labels``.
+            images (Tensor): ``[B, 3, H, W]`` the network's input images.
         """
-        zero = cams.nan_to_num(nan=0., posinf=0., neginf=0.).mul(0).sum()
-        return {
-            m.loss_name: zero
-            for m in self.children() if hasattr(m, 'loss_name')
-        }
-
-    def loss_by_feat(self, cams: Tensor, images: Tensor, labels: Tensor,
-                     data_samples: Sequence) -> Dict[str, Tensor]:
-        if not labels.any():
-            return self._no_pair_losses(cams)
-        fg_img, bg_img, fg_mask, bg_mask, _ = self.region_images(
-            cams, images, labels)
-        v_fg, v_bg = self.encode_regions(fg_img, bg_img, fg_mask, bg_mask)
-        qa = gather_qa_feats(data_samples, cams.device)
-        if qa['class_feats'].shape[0] != v_fg.shape[0]:
+        if images is None:
             raise ValueError(
-                f'{qa["class_feats"].shape[0]} QA pairs for {v_fg.shape[0]} '
-                f'labelled classes: the QA cache and the image labels '
-                f'disagree')
-        fg_text = blend_fg_text(qa['class_feats'], qa['fg_feats'],
-                                qa['fg_mask'], self.label_weight)
-        return {
-            self.loss_frc.loss_name: self.loss_frc(
-                v_fg, fg_text, qa['bg_feats'], qa['bg_mask']),
-            self.loss_brc.loss_name: self.loss_brc(
-                v_bg, fg_text, qa['bg_feats'], qa['bg_mask']),
-            self.loss_reg.loss_name: self.loss_reg(cams),
-        }
-
-
-@MODELS.register_module()
-class CLIMSHead(RITCHead):
-    """CLIMS (the baseline of QA-CLIMS) in the same framework (spec §5).
-
-    Plain CLIP (ViT-B/32 in the paper) on the soft regions ``A' * X'`` and
-    ``(1 - A') * X'`` (no FAT, no mask prompts); class prompts
-    ``a photo of {class}.`` (``person`` → ``player``) and a fixed set of
-    background prompts are encoded once at construction by the text tower.
-
-    Args:
-        text_encoder (dict): ``model_name`` and ``pretrained`` (local path) for
-            :func:`qaclims_mm.qape.text_cache.load_text_encoder`.
-        class_names (Sequence[str] | str): Class names, or ``'voc'`` /
-            ``'coco'``.
-        bg_prompts (str): Background prompt set, ``'voc'`` or ``'coco'``.
-        loss_otm, loss_btm, loss_cbs, loss_reg (dict): The losses (CLIMS VOC
-            weights 10 / 24 / 1 / 0.2).
-        **kwargs: :class:`RITCHead` arguments (``clip``, ...).
-    """
-
-    def __init__(self,
-                 text_encoder: dict,
-                 class_names='voc',
-                 bg_prompts: str = 'voc',
-                 loss_otm: dict = dict(type='CLIMSObjectLoss',
-                                       loss_weight=10.),
-                 loss_btm: dict = dict(type='CLIMSBackgroundLoss',
-                                       loss_weight=24.),
-                 loss_cbs: dict = dict(type='CLIMSContextSuppressionLoss',
-                                       threshold=0.26, loss_weight=1.),
-                 loss_reg: dict = dict(type='AreaRegularizationLoss',
-                                       loss_weight=0.2),
-                 **kwargs) -> None:
-        kwargs.setdefault('use_mask_clip', False)
-        super().__init__(loss_reg=loss_reg, **kwargs)
-        del self.loss_frc, self.loss_brc
-        self.loss_otm = MODELS.build(loss_otm)
-        self.loss_btm = MODELS.build(loss_btm)
-        self.loss_cbs = MODELS.build(loss_cbs)
-        class_feats, bg_feats = self._encode_prompts(text_encoder,
-                                                     class_names, bg_prompts)
-        if class_feats.shape[0] != self.num_classes:
-            raise ValueError(f'{class_feats.shape[0]} class names for '
-                             f'num_classes={self.num_classes}')
-        # buffers: they follow the model's device and stay out of the
-        # optimizer; persistent=False keeps them out of checkpoints
-        self.register_buffer('class_text_feats', class_feats, persistent=False)
-        self.register_buffer('bg_text_feats', bg_feats, persistent=False)
-
-    @staticmethod
-    def _encode_prompts(text_encoder: dict, class_names, bg_prompts: str
-                        ) -> Tuple[Tensor, Tensor]:
-        from ...datasets.class_names import get_classes
-        from ...qape.text_cache import encode_texts, load_text_encoder
-        from ..losses.clims_losses import (clims_background_prompts,
-                                           clims_class_prompts)
-        if isinstance(class_names, str):
-            class_names = get_classes(class_names)
-        model, tokenizer = load_text_encoder(**text_encoder)
-        encode = lambda texts: encode_texts(  # noqa: E731
-            model, tokenizer, texts, prompt='{}')
-        with torch.no_grad():
-            return (encode(clims_class_prompts(class_names)),
-                    encode(clims_background_prompts(bg_prompts)))
-
-    def encode_regions(self, fg_img: Tensor, bg_img: Tensor, fg_mask: Tensor,
-                       bg_mask: Tensor) -> Tuple[Tensor, Tensor]:
-        """Plain CLIP on the soft regions (CLIMS uses no hard masks)."""
-        clip = self.clip_on(fg_img.device)
-        return clip(torch.cat([fg_img, bg_img]), None).split(fg_img.shape[0])
-
-    def loss_by_feat(self, cams: Tensor, images: Tensor, labels: Tensor,
-                     data_samples: Sequence) -> Dict[str, Tensor]:
+                f'{type(self).__name__}.loss needs the input images: call '
+                'loss(feats, data_samples, train_cfg, images=inputs)')
+        labels = multi_hot_labels(data_samples, self.num_classes, cams.device)
         if not labels.any():
-            return self._no_pair_losses(cams)
+            # all losses, L_REG included, are zero (official COCO loop,
+            # fix 987265f): zeros attached to the graph, so every rank still
+            # runs its backward through every parameter that produced
+            # ``cams`` (DDP). Exact even when ``cams`` holds NaN or inf
+            # (``x * 0`` would give NaN): non-finite entries are replaced
+            # first, so the value and the gradient to ``cams`` are 0.
+            zero = cams.nan_to_num(nan=0., posinf=0., neginf=0.).mul(0).sum()
+            return {name: zero for name in self.losses}
         fg_img, bg_img, fg_mask, bg_mask, pair_class = self.region_images(
             cams, images, labels)
         v_fg, v_bg = self.encode_regions(fg_img, bg_img, fg_mask, bg_mask)
-        text = self.class_text_feats[pair_class]
+        values = dict(cams=cams, fg_regions=v_fg, bg_regions=v_bg)
+        values.update(self.text_source(pair_class, data_samples))
         return {
-            self.loss_otm.loss_name: self.loss_otm(v_fg, text),
-            self.loss_btm.loss_name: self.loss_btm(v_bg, text),
-            self.loss_cbs.loss_name: self.loss_cbs(v_fg, self.bg_text_feats),
-            self.loss_reg.loss_name: self.loss_reg(cams),
+            name: loss(*(values[k] for k in loss.region_text_inputs))
+            for name, loss in self.losses.items()
         }

@@ -167,6 +167,9 @@ class CLIMSObjectLoss(_CLIMSMatchingLoss):
         loss_name (str): Key in the loss dict. Defaults to 'loss_otm'.
     """
 
+    # what RegionTextHead passes to forward, in order
+    region_text_inputs = ('fg_regions', 'fg_text')
+
     def __init__(self,
                  loss_weight: float = 10.0,
                  clamp_min: float = 1e-4,
@@ -191,6 +194,9 @@ class CLIMSBackgroundLoss(_CLIMSMatchingLoss):
         clamp_max (float): Upper clamp of the cosine. Defaults to 0.9999.
         loss_name (str): Key in the loss dict. Defaults to 'loss_btm'.
     """
+
+    # what RegionTextHead passes to forward, in order
+    region_text_inputs = ('bg_regions', 'fg_text')
 
     def __init__(self,
                  loss_weight: float = 24.0,
@@ -222,6 +228,9 @@ class CLIMSContextSuppressionLoss(_CLIMSLoss):
         clamp_max (float): Upper clamp of the cosine. Defaults to 0.9999.
         loss_name (str): Key in the loss dict. Defaults to 'loss_cbs'.
     """
+
+    # what RegionTextHead passes to forward, in order
+    region_text_inputs = ('fg_regions', 'bg_prompts')
 
     def __init__(self,
                  threshold: float = 0.26,

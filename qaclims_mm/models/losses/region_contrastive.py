@@ -177,6 +177,9 @@ class FGRegionContrastiveLoss(_RegionContrastiveLoss):
         loss_name (str): Key in the loss dict. Defaults to 'loss_frc'.
     """
 
+    # what RegionTextHead passes to forward, in order
+    region_text_inputs = ('fg_regions', 'fg_text', 'bg_texts', 'bg_mask')
+
     def __init__(self,
                  tau: float = 0.7,
                  loss_weight: float = 10.0,
@@ -233,6 +236,9 @@ class BGRegionContrastiveLoss(_RegionContrastiveLoss):
         loss_name (str): Key in the loss dict. Defaults to 'loss_brc'.
     """
 
+    # what RegionTextHead passes to forward, in order
+    region_text_inputs = ('bg_regions', 'fg_text', 'bg_texts', 'bg_mask')
+
     def __init__(self,
                  tau: float = 0.7,
                  loss_weight: float = 8.0,
@@ -280,6 +286,9 @@ class AreaRegularizationLoss(nn.Module):
         loss_weight (float): Multiplier h3. Defaults to 0.2.
         loss_name (str): Key in the loss dict. Defaults to 'loss_reg'.
     """
+
+    # what RegionTextHead passes to forward
+    region_text_inputs = ('cams', )
 
     def __init__(self,
                  loss_weight: float = 0.2,

@@ -49,6 +49,9 @@ class IRNet(StrictCheckpointMixin, BaseSegmentor):
         freeze_backbone (bool): Freeze the backbone. Defaults to True.
         data_preprocessor (dict, optional): Defaults to
             ``WSSSDataPreProcessor``.
+        pretrained (str, optional): Accepted for mmseg's ``init_model``
+            (which sets it to None); backbone weights come from
+            ``backbone.init_cfg``. Defaults to None.
         init_cfg (dict, optional): Initialisation config.
         allow_missing_keys (Sequence[str]): ``fnmatch`` patterns of model
             keys a loaded checkpoint may lack; any other missing or
@@ -69,9 +72,14 @@ class IRNet(StrictCheckpointMixin, BaseSegmentor):
                  test_cfg: Optional[dict] = None,
                  freeze_backbone: bool = True,
                  data_preprocessor: Optional[dict] = None,
+                 pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None,
                  allow_missing_keys: Sequence[str] = (),
                  allow_mismatched_keys: Sequence[str] = ()) -> None:
+        if pretrained is not None:
+            raise ValueError(
+                f'IRNet takes no pretrained={pretrained!r}: set '
+                "backbone.init_cfg=dict(type='Pretrained', checkpoint=...)")
         if data_preprocessor is None:
             data_preprocessor = dict(type='WSSSDataPreProcessor')
         super().__init__(
