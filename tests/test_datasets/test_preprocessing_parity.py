@@ -68,8 +68,14 @@ def _official_and_new(official_pipeline):
 SIZES = [(40, 90), (90, 40), (30, 30), (100, 120), (64, 64)]
 
 
+DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='no CUDA device'))]
+
+
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('seed', [0, 1, 2])
-def test_training_crop_is_pixel_identical(tmp_path, seed):
+def test_training_crop_is_pixel_identical(tmp_path, seed, device):
+    """Also on the GPU: there the pre-processor normalises on the device."""
     official = [
         LOAD,
         dict(type='RandomLongSideResize', long_range=(40, 110)),
@@ -81,7 +87,9 @@ def test_training_crop_is_pixel_identical(tmp_path, seed):
     paths = _write_images(tmp_path, SIZES)
     old, _ = _run(official, paths, seed, WSSSDataPreProcessor())
     new, samples = _run(_official_and_new(official), paths, seed,
-                        WSSSDataPreProcessor(**PREPROCESSOR))
+                        WSSSDataPreProcessor(**PREPROCESSOR).to(device))
+    assert new.device.type == device
+    new = new.cpu()
     assert old.dtype == new.dtype == torch.float32
     assert old.shape == new.shape == (len(SIZES), 3, 64, 64)
     assert torch.equal(old, new)
