@@ -45,7 +45,9 @@ train_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='RandomRescale', scale_range=(0.5, 1.5)),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomCropWithPad', crop_size=_base_.crop_size, seg_pad_val=255),
+    dict(
+        type='RandomCropWithPad', crop_size=_base_.crop_size,
+        seg_pad_val=255),
     dict(type='AffinityLabels', radius=10, downsample=4,
          num_classes=num_classes),
     dict(type='PackWSSSInputs', extra_fields=('aff_labels', )),
