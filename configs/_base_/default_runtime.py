@@ -1,4 +1,6 @@
-# Runtime shared by every qaclims-mm config.
+# Runtime shared by every qaclims-mm config. The hooks and log_processor,
+# which depend on epoch- vs iteration-based training, live in the schedules
+# (configs/_base_/schedules/), as in MMSegmentation.
 default_scope = 'mmseg'
 # Registers all qaclims-mm components in the mmseg scope, so that the stock
 # MMSegmentation tools/train.py and tools/test.py run these configs unchanged.
@@ -11,18 +13,7 @@ env_cfg = dict(
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
     type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
-log_processor = dict(by_epoch=True)
 log_level = 'INFO'
 load_from = None
 resume = False
 tta_model = dict(type='SegTTAModel')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
-                    max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    # mmseg's SegVisualizationHook, reading images as stored (EXIF
-    # orientation ignored, as every stage): tools/test.py --show/--show-dir
-    visualization=dict(type='WSSSVisualizationHook'))

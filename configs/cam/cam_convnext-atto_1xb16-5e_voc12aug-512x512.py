@@ -2,7 +2,6 @@
 # (atto; any arch works, set in_channels to its last stage width) through the
 # `mmpretrain.` scope prefix. Output stride 32; CAM inference and scoring are
 # unchanged. Weights: an mmpretrain ConvNeXt checkpoint in data/pretrained/.
-custom_imports = dict(imports=['qaclims_mm'], allow_failed_imports=False)
 _base_ = ['./cam_r50-os16_1xb16-5e_voc12aug-512x512.py']
 model = dict(
     backbone=dict(

@@ -1,7 +1,6 @@
 # The demo: a small ResNet-18 (OS16, randomly initialised: no weights can be
 # downloaded) trained on the bundled synthetic VOC-format dataset in a few
 # minutes on CPU. Same model, pipelines and metric as the VOC config.
-custom_imports = dict(imports=['qaclims_mm'], allow_failed_imports=False)
 _base_ = [
     '../_base_/models/cam_r50-os16.py', '../_base_/datasets/synthetic_voc.py',
     '../_base_/schedules/schedule_cam_5e.py', '../_base_/default_runtime.py'

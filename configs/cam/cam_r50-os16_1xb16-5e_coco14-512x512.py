@@ -1,7 +1,6 @@
 # Baseline CAM network on COCO 2014 (80 classes): the VOC recipe with the COCO
 # data (CLIMS's step_coco/train_cam.py is the same recipe). CAMs of val2014 are
 # written to <work_dir>/cams/val2014 and scored against the converted masks.
-custom_imports = dict(imports=['qaclims_mm'], allow_failed_imports=False)
 _base_ = [
     '../_base_/models/cam_r50-os16.py', '../_base_/datasets/coco14_wsss.py',
     '../_base_/schedules/schedule_cam_5e.py', '../_base_/default_runtime.py'

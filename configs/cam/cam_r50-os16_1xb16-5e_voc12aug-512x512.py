@@ -3,7 +3,6 @@
 # SGD 0.1 / 1.0, batch 16, 5 epochs. Testing writes multi-scale + flip CAMs of
 # VOC train to <work_dir>/cams/train and scores them (CAM mIoU, threshold 0.15
 # and the best of the 0.05-0.59 sweep).
-custom_imports = dict(imports=['qaclims_mm'], allow_failed_imports=False)
 _base_ = [
     '../_base_/models/cam_r50-os16.py', '../_base_/datasets/voc12_wsss.py',
     '../_base_/schedules/schedule_cam_5e.py', '../_base_/default_runtime.py'

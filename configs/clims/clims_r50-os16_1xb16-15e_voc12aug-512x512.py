@@ -3,7 +3,6 @@
 # 'a photo of {class}.' (person -> player), losses OTM / BTM / CBS / REG with
 # weights 10 / 24 / 1 / 0.2, CBS threshold 0.26; lr 2.5e-4 (head 10x),
 # batch 16 on one GPU, 15 epochs.
-custom_imports = dict(imports=['qaclims_mm'], allow_failed_imports=False)
 _base_ = [
     '../_base_/models/cam_r50-os16.py', '../_base_/datasets/voc12_wsss.py',
     '../_base_/schedules/schedule_cam_5e.py', '../_base_/default_runtime.py'

@@ -12,7 +12,6 @@
 # Its 91-class classifier (fc.*) is dropped; the ASPP head starts from scratch.
 # Note: this init has seen COCO segmentation masks (the usual DeepLab v2
 # protocol, but stronger supervision than ImageNet).
-custom_imports = dict(imports=['qaclims_mm'], allow_failed_imports=False)
 _base_ = ['./deeplabv2_r101-os8-msc_1xb10-ga2-30k_voc12aug-pseudo-321x321.py']
 model = dict(
     backbone=dict(

@@ -8,10 +8,10 @@
 # Init: mmseg's ImageNet ResNet-101-V1c (open-mmlab://resnet101_v1c), saved
 # locally as data/pretrained/resnet101_v1c-e67eebb6.pth (nothing is downloaded
 # at run time).
-custom_imports = dict(imports=['qaclims_mm'], allow_failed_imports=False)
 _base_ = [
     'mmseg::_base_/models/deeplabv3plus_r50-d8.py',
-    '../_base_/datasets/voc12_pseudo_seg.py', '../_base_/default_runtime.py'
+    '../_base_/datasets/voc12_pseudo_seg.py',
+    '../_base_/schedules/schedule_40k.py', '../_base_/default_runtime.py'
 ]
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
@@ -51,23 +51,3 @@ test_pipeline = [
 train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-# mmseg's schedule_40k
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0005),
-    clip_grad=None)
-max_iters = 40000
-param_scheduler = [
-    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters,
-         by_epoch=False)
-]
-train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=4000)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-log_processor = dict(by_epoch=False)
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=4000,
-        max_keep_ckpts=2))

@@ -9,7 +9,6 @@
 # Thresholds: the VOC defaults are inherited (IR 0.30 / 0.10, random-walk
 # background 0.20), as QA-CLIMS does; CLIMS used 0.35 / 0.1 and 0.25 for COCO.
 # Use the same ones for the whole split.
-custom_imports = dict(imports=['qaclims_mm'], allow_failed_imports=False)
 _base_ = ['./irn_r50_1xb32-3e_voc12aug-512x512.py']
 
 dataset_type = 'COCO14WSSSDataset'
@@ -17,16 +16,10 @@ data_root = 'data/coco2014'
 ir_label_dir = 'wsss/ir_label/train2014'
 num_classes = 81  # background + 80
 
+# the VOC pipeline with 81 labels
 train_pipeline = [
-    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
-    dict(type='LoadAnnotations'),
-    dict(type='RandomRescale', scale_range=(0.5, 1.5)),
-    dict(type='NormalizeImage'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomCropWithPad', crop_size=512, seg_pad_val=255),
-    dict(type='AffinityLabels', radius=10, downsample=4,
-         num_classes=num_classes),
-    dict(type='PackWSSSInputs', extra_fields=('aff_labels', )),
+    dict(t, num_classes=num_classes) if t['type'] == 'AffinityLabels' else t
+    for t in _base_.train_pipeline
 ]
 train_dataloader = dict(
     dataset=dict(

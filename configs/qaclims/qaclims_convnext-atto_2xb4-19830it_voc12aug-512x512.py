@@ -2,7 +2,6 @@
 # (atto; set cam_head.in_channels to the last stage width of your arch)
 # trained with the RITC losses. Start from a CAM checkpoint of the same
 # backbone (configs/cam/cam_convnext-atto_1xb16-5e_voc12aug-512x512.py).
-custom_imports = dict(imports=['qaclims_mm'], allow_failed_imports=False)
 _base_ = ['./qaclims_r50-os16_2xb4-19830it_voc12aug-512x512.py']
 load_from = 'work_dirs/cam_convnext-atto_1xb16-5e_voc12aug-512x512/epoch_5.pth'
 model = dict(

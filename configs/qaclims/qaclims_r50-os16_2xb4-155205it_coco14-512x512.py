@@ -7,7 +7,6 @@
 # instead, set train_dataloader.dataset.skip_unlabeled=True AND size the
 # schedule from the labelled images: N = the length of the dataset (logged at
 # start-up), max_iters = floor(floor(N / 4) / 2) x 15 for 2 GPUs x batch 4.
-custom_imports = dict(imports=['qaclims_mm'], allow_failed_imports=False)
 _base_ = ['./qaclims_r50-os16_2xb4-19830it_voc12aug-512x512.py']
 data_root = 'data/coco2014'
 baseline_cam = 'data/pretrained/res50_cam_coco_mmseg.pth'
@@ -25,14 +24,10 @@ param_scheduler = [
          by_epoch=False)
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters + 1)
+# the VOC pipeline with the COCO corpus
 train_pipeline = [
-    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
-    dict(type='LoadQACorpus', cache_prefix=qa_cache, classes='coco'),
-    dict(type='RandomLongSideResize', long_range=(320, 640)),
-    dict(type='NormalizeImage'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomCropWithPad', crop_size=512),
-    dict(type='PackWSSSInputs'),
+    dict(t, cache_prefix=qa_cache, classes='coco')
+    if t['type'] == 'LoadQACorpus' else t for t in _base_.train_pipeline
 ]
 train_dataloader = dict(
     batch_size=4,

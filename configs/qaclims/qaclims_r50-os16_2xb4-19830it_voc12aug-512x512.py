@@ -3,7 +3,6 @@
 # the QAPE corpus: 10 * L_FRC + 8 * L_BRC + 0.2 * L_REG, FAT alpha 0.1,
 # tau 0.7. BatchNorm trainable (SyncBN under DDP, plain BN otherwise).
 # Launch: bash tools/dist_train.sh <this config> 2
-custom_imports = dict(imports=['qaclims_mm'], allow_failed_imports=False)
 _base_ = [
     '../_base_/models/cam_r50-os16.py', '../_base_/datasets/voc12_wsss.py',
     '../_base_/schedules/schedule_ritc_19830it.py',
@@ -47,22 +46,14 @@ model = dict(
             loss_brc=dict(type='BGRegionContrastiveLoss', tau=0.7,
                           loss_weight=8.),
             loss_reg=dict(type='AreaRegularizationLoss', loss_weight=0.2))))
+# the inherited training pipeline, with the QA corpus of each image loaded
+# right after the image (its features travel in the data sample)
 train_pipeline = [
-    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
+    *_base_.train_pipeline[:1],
     dict(type='LoadQACorpus', cache_prefix=qa_cache, classes='voc'),
-    dict(type='RandomLongSideResize', long_range=(320, 640)),
-    dict(type='NormalizeImage'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomCropWithPad', crop_size=512),
-    dict(type='PackWSSSInputs'),
+    *_base_.train_pipeline[1:],
 ]
 train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))
-# iteration-based logging and checkpoints
-log_processor = dict(by_epoch=False)
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000,
-                    max_keep_ckpts=2))
 custom_hooks = [
     dict(type='SaveCAMHook', out_dir='cams/train', vis_dir='cam_vis',
          num_vis=20)

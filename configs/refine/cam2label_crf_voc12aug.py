@@ -12,7 +12,6 @@
 # tools/make_sem_seg_labels.py. train_aug has no masks, so the CAM metric only
 # warns that nothing was scored.
 _base_ = ['../cam/cam_r50-os16_1xb16-5e_voc12aug-512x512.py']
-custom_imports = dict(imports=['qaclims_mm'], allow_failed_imports=False)
 test_dataloader = dict(
     dataset=dict(
         ann_file='ImageSets/Segmentation/train_aug.txt',

@@ -5,10 +5,10 @@ from mmcv.transforms import Compose
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-from qaclims_mm.datasets.transforms import (IMAGENET_MEAN, IMAGENET_STD,
-                                            MultiScaleImages, NormalizeImage,
+from qaclims_mm.datasets.transforms import (MultiScaleImages, NormalizeImage,
                                             PackWSSSInputs, RandomCropWithPad,
                                             RandomLongSideResize)
+from qaclims_mm.structures.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 init_default_scope('mmseg')
 

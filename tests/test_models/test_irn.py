@@ -305,7 +305,6 @@ train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='RandomRescale', scale_range=(0.5, 1.5)),
-    dict(type='NormalizeImage'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomCropWithPad', crop_size=96, seg_pad_val=255),
     dict(type='AffinityLabels', radius=10, downsample=4, num_classes=21),

@@ -119,7 +119,6 @@ test_dataloader = dict(
         pipeline=[
             dict(type='LoadImageFromFile'),
             dict(type='MultiScaleImages', scales=(1.0, )),
-            dict(type='NormalizeImage'),
             dict(type='LoadOptionalAnnotations'),
             dict(type='PackWSSSInputs'),
         ]))

@@ -17,11 +17,9 @@ def demo_cfg(voc_root: str, work_dir: str, name: str) -> Config:
         loader.dataset.data_root = voc_root
         loader.num_workers = 0
     cfg.train_dataloader.batch_size = 8
-    pipeline = cfg.train_dataloader.dataset.pipeline
-    assert pipeline[1].type == 'RandomLongSideResize'
-    assert pipeline[4].type == 'RandomCropWithPad'
-    pipeline[1].long_range = (96, 128)
-    pipeline[4].crop_size = 112
+    steps = {t.type: t for t in cfg.train_dataloader.dataset.pipeline}
+    steps['RandomLongSideResize'].long_range = (96, 128)
+    steps['RandomCropWithPad'].crop_size = 112
     cfg.train_cfg.max_epochs = EPOCHS
     cfg.param_scheduler[0].end = EPOCHS
     cfg.custom_hooks = []

@@ -76,21 +76,19 @@ def assets(synthetic_voc_root, tmp_path_factory):
 
 
 def write_config(path, base, voc_root, overrides: str,
-                 batch_size: int = 2) -> str:
+                 batch_size: int = 2, qa_cache: str = None) -> str:
+    """A small config over ``base``: the inherited training pipeline with
+    smaller sizes (and the test's QA cache, if any)."""
     with open(path, 'w') as f:
         f.write(f"""
 _base_ = [{base!r}]
 data_root = {voc_root!r}
 load_from = None
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    {{qa}}
-    dict(type='RandomLongSideResize', long_range=(64, 96)),
-    dict(type='NormalizeImage'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomCropWithPad', crop_size=64),
-    dict(type='PackWSSSInputs'),
-]
+small = dict(RandomLongSideResize=dict(long_range=(64, 96)),
+             RandomCropWithPad=dict(crop_size=64),
+             LoadQACorpus=dict(cache_prefix={qa_cache!r}))
+train_pipeline = [dict(t, **small.get(t['type'], {{}}))
+                  for t in _base_.train_pipeline]
 train_dataloader = dict(batch_size={batch_size}, num_workers=0,
                         persistent_workers=False,
                         dataset=dict(data_root=data_root,
@@ -117,7 +115,6 @@ def test_qaclims_iterations_and_cam_inference(assets, synthetic_voc_root,
     variant), then CAM inference with the trained checkpoint."""
     name, model_start = QACLIMS_CONFIGS[variant]
     base = osp.join(REPO, 'configs/qaclims', name)
-    qa = f"dict(type='LoadQACorpus', cache_prefix={assets['cache']!r}),"
     cfg = write_config(
         assets['root'] / f'qaclims_{variant}.py', base, synthetic_voc_root,
         f"""
@@ -131,11 +128,7 @@ param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0., begin=0,
                         end=3, by_epoch=False)]
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=3))
-""")
-    with open(cfg) as f:
-        text = f.read().replace('{qa}', qa)
-    with open(cfg, 'w') as f:
-        f.write(text)
+""", qa_cache=assets['cache'])
     work = str(assets['root'] / f'work_qaclims_{variant}')
     out = run('tools/train.py', cfg, '--work-dir', work)
     for key in ('loss_frc', 'loss_brc', 'loss_reg'):
@@ -168,10 +161,6 @@ param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0., begin=0,
                         end=1, by_epoch=True, convert_to_iter_based=True)]
 default_hooks = dict(logger=dict(interval=1))
 """, batch_size=8)
-    with open(cfg) as f:
-        text = f.read().replace('{qa}', '')
-    with open(cfg, 'w') as f:
-        f.write(text)
     out = run('tools/train.py', cfg, '--work-dir',
               str(assets['root'] / 'work_clims'))
     for key in ('loss_otm', 'loss_btm', 'loss_cbs', 'loss_reg'):

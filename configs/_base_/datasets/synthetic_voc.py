@@ -7,7 +7,6 @@ crop_size = 160
 train_pipeline = [
     dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='RandomLongSideResize', long_range=(128, 224)),
-    dict(type='NormalizeImage'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomCropWithPad', crop_size=crop_size),
     dict(type='PackWSSSInputs'),

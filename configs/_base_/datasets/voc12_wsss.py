@@ -7,12 +7,12 @@ data_root = 'data/VOCdevkit/VOC2012'
 crop_size = 512
 cam_scales = (1.0, 0.5, 1.5, 2.0)
 
-# spec §3.3: random long side in [320, 640] (Pillow bicubic), ImageNet
-# normalisation, flip, random 512 crop padded with 0 AFTER normalisation.
+# spec §3.3: random long side in [320, 640] (Pillow bicubic), flip, random
+# 512 crop; the model's data preprocessor normalises (ImageNet mean/std) and
+# sets the padding to 0 AFTER normalisation, as the official crop.
 train_pipeline = [
     dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='RandomLongSideResize', long_range=(320, 640)),
-    dict(type='NormalizeImage'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomCropWithPad', crop_size=crop_size),
     dict(type='PackWSSSInputs'),
@@ -21,7 +21,6 @@ train_pipeline = [
 cam_pipeline = [
     dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='MultiScaleImages', scales=cam_scales),
-    dict(type='NormalizeImage'),
     # no-op for splits without masks (with_seg_map=False: CAMs only)
     dict(type='LoadOptionalAnnotations'),
     dict(type='PackWSSSInputs'),

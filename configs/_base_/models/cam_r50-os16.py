@@ -2,9 +2,16 @@
 # dilation), pytorch-style bottlenecks, torchvision weight names; stem
 # conv1/bn1 frozen (frozen_stages=0); BatchNorm statistics frozen
 # (norm_eval=True) for the baseline, affine parameters trained (spec §3.4).
+# Inputs: RGB, ImageNet mean/std (qaclims_mm.structures.normalization),
+# normalised by the model; 0 (the mean colour) outside the training crop.
 model = dict(
     type='CAMClassifier',
-    data_preprocessor=dict(type='WSSSDataPreProcessor'),
+    data_preprocessor=dict(
+        type='WSSSDataPreProcessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_val=0),
     backbone=dict(
         type='ResNet',
         depth=50,

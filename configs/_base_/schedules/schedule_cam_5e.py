@@ -12,3 +12,15 @@ param_scheduler = [
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=5, val_interval=1000)
 test_cfg = dict(type='TestLoop')
+# epoch-based logging and checkpoints
+log_processor = dict(by_epoch=True)
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
+                    max_keep_ckpts=2),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    # mmseg's SegVisualizationHook reading images as stored (EXIF
+    # orientation ignored, as every stage): tools/test.py --show/--show-dir
+    visualization=dict(type='WSSSVisualizationHook'))

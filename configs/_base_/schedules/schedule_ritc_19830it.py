@@ -25,3 +25,15 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters + 1)
 test_cfg = dict(type='TestLoop')
+# iteration-based logging and checkpoints
+log_processor = dict(by_epoch=False)
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000,
+                    max_keep_ckpts=2),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    # mmseg's SegVisualizationHook reading images as stored (EXIF
+    # orientation ignored, as every stage): tools/test.py --show/--show-dir
+    visualization=dict(type='WSSSVisualizationHook'))

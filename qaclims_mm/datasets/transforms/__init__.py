@@ -3,8 +3,7 @@ from .qa_corpus import LoadQACorpus
 try:  # these build on mmseg.datasets, which imports mmcv.ops
     from .affinity_labels import (AffinityLabels, RandomRescale,
                                   affinity_labels_from_seg)
-    from .wsss_transforms import (IMAGENET_MEAN, IMAGENET_STD,
-                                  LoadOptionalAnnotations, MultiScaleImages,
+    from .wsss_transforms import (LoadOptionalAnnotations, MultiScaleImages,
                                   NormalizeImage, PackWSSSInputs,
                                   RandomCropWithPad, RandomLongSideResize)
 except ImportError as e:
@@ -12,7 +11,7 @@ except ImportError as e:
     tolerate_missing_full_stack(e, 'the image transforms')
 
 __all__ = [
-    'IMAGENET_MEAN', 'IMAGENET_STD', 'LoadOptionalAnnotations', 'LoadQACorpus',
+    'LoadOptionalAnnotations', 'LoadQACorpus',
     'RandomLongSideResize', 'NormalizeImage', 'RandomCropWithPad',
     'MultiScaleImages', 'PackWSSSInputs', 'AffinityLabels', 'RandomRescale',
     'affinity_labels_from_seg'

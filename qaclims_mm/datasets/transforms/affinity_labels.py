@@ -3,9 +3,12 @@
 Pipeline, in the official order::
 
     LoadImageFromFile -> LoadAnnotations (IR labels) -> RandomRescale(0.5, 1.5)
-    -> NormalizeImage -> RandomFlip(0.5) -> RandomCropWithPad(512, seg 255)
+    -> RandomFlip(0.5) -> RandomCropWithPad(512, seg 255)
     -> AffinityLabels(radius=10)
     -> PackWSSSInputs(extra_fields=('aff_labels', ))
+
+(the model's data preprocessor normalises; the official code normalises
+before the flip, which gives the same input: see ``wsss_transforms``).
 """
 from typing import Tuple
 

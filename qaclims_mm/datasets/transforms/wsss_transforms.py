@@ -2,16 +2,20 @@
 
 Training (spec §3.3), in this order::
 
-    LoadImageFromFile -> RandomLongSideResize(320, 640) -> NormalizeImage
-    -> RandomFlip(0.5) -> RandomCropWithPad(512) -> PackWSSSInputs
+    LoadImageFromFile -> RandomLongSideResize(320, 640) -> RandomFlip(0.5)
+    -> RandomCropWithPad(512) -> PackWSSSInputs
 
-Normalisation happens *before* the crop, so padded pixels are 0 in normalised
-space (the mean colour), as in the official code. Resizing uses Pillow's bicubic
-filter, as the official ``pil_resize`` does.
+then the model's ``WSSSDataPreProcessor`` normalises with the ImageNet
+mean/std (:mod:`qaclims_mm.structures.normalization`). The official code
+normalises *before* the crop, so that padded pixels are 0 in normalised space
+(the mean colour); here the crop records the valid region (``crop_box``) and
+the pre-processor sets every pixel outside it to 0 after normalising, which
+gives the same tensor bit for bit (the flip and the crop only move pixels).
+Resizing uses Pillow's bicubic filter, as the official ``pil_resize`` does.
 
 CAM inference (spec §6.1)::
 
-    LoadImageFromFile -> MultiScaleImages((1.0, 0.5, 1.5, 2.0)) -> NormalizeImage
+    LoadImageFromFile -> MultiScaleImages((1.0, 0.5, 1.5, 2.0))
     -> PackWSSSInputs
 
 The horizontal flip of each scale is done by the model on the tensor (exact).
@@ -30,9 +34,7 @@ from mmcv.transforms.utils import cache_randomness
 from mmseg.datasets.transforms import LoadAnnotations, PackSegInputs
 from mmseg.registry import TRANSFORMS
 
-#: ImageNet mean/std on the 0-255 scale, RGB order.
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
+from ...structures.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 
 def rescale_size(hw: Tuple[int, int], scale: float) -> Tuple[int, int]:
@@ -115,9 +117,11 @@ class RandomLongSideResize(BaseTransform):
 class NormalizeImage(BaseTransform):
     """Convert to float32 and normalise: ``(img - mean) / std``.
 
-    Unlike mmseg, where the data pre-processor normalises batches, the WSSS
-    pipelines normalise inside the pipeline, so that the crop padding that
-    follows fills 0 in normalised space (the official behaviour).
+    The shipped configs normalise in the model's ``WSSSDataPreProcessor``
+    instead (mmseg's convention); this transform serves pipelines that feed
+    models whose pre-processor has no ``mean``. It records ``img_norm_cfg``,
+    and a normalising pre-processor refuses such samples (no double
+    normalisation).
 
     Required keys: ``img`` (and ``ms_imgs`` when present). Modified: the same.
 
@@ -165,6 +169,11 @@ class RandomCropWithPad(BaseTransform):
     placed at a random offset inside a ``crop_size`` container filled with
     ``img_pad_val`` (segmentation maps with ``seg_pad_val``). This is the
     official ``random_crop`` of IRN/CLIMS/QA-CLIMS.
+
+    On un-normalised images the padding is finished by the model: a
+    normalising ``WSSSDataPreProcessor`` sets every pixel outside
+    ``crop_box`` to 0 after normalising, as the official crop of the
+    normalised image pads with 0.
 
     Required keys: ``img``. Modified: ``img``, ``img_shape``, the seg fields.
     Added: ``crop_box`` (``(y0, y1, x0, x1)`` of the image inside the output),
@@ -316,7 +325,7 @@ class PackWSSSInputs(PackSegInputs):
                      'img_id', 'img_labels', 'img_path', 'seg_map_path',
                      'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
                      'flip', 'flip_direction', 'reduce_zero_label',
-                     'ms_scales', 'crop_box'),
+                     'ms_scales', 'crop_box', 'img_norm_cfg'),
                  extra_fields: Sequence[str] = ('qa_feats', )) -> None:
         super().__init__(meta_keys=meta_keys)
         self.extra_fields = tuple(extra_fields)

@@ -30,23 +30,21 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...structures.normalization import (CLIP_MEAN, CLIP_STD,
+                                         IMAGENET_MEAN_01, IMAGENET_STD_01)
 from ..utils.fat import fat_fg_bg_masks
 from .cam_head import CAMHead, multi_hot_labels
 
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 _REGION_MASKS = ('prompt', 'pixels', 'none')
 _REGION_INPUTS = ('cams', 'fg_regions', 'bg_regions')
 
 
 def imagenet_to_clip(images: Tensor) -> Tensor:
     """Re-normalise ImageNet-normalised images with CLIP's mean/std."""
-    in_mean = images.new_tensor(_IMAGENET_MEAN)[:, None, None]
-    in_std = images.new_tensor(_IMAGENET_STD)[:, None, None]
-    clip_mean = images.new_tensor(_CLIP_MEAN)[:, None, None]
-    clip_std = images.new_tensor(_CLIP_STD)[:, None, None]
+    in_mean = images.new_tensor(IMAGENET_MEAN_01)[:, None, None]
+    in_std = images.new_tensor(IMAGENET_STD_01)[:, None, None]
+    clip_mean = images.new_tensor(CLIP_MEAN)[:, None, None]
+    clip_std = images.new_tensor(CLIP_STD)[:, None, None]
     return (images * in_std + in_mean - clip_mean) / clip_std
 
 

@@ -43,12 +43,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ...structures.normalization import CLIP_MEAN, CLIP_STD
 from .base import (VQA_ENGINES, VQAEngine, check_model_dir, dtype_name,
                    missing_model_message, model_reference, resolve_dtype)
-
-#: CLIP normalisation used by BLIP (spec §2.2).
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 #: The Hugging Face port of the official checkpoint.
 BLIP_VQA_HUB_ID = 'Salesforce/blip-vqa-capfilt-large'

@@ -1,0 +1,1 @@
+"""Pieces every stage shares (bottom layer: no import of a higher layer)."""
