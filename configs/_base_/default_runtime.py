@@ -23,4 +23,6 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
                     max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # random state from (seed, epoch / batch), so --resume is exact
+    reproducible_resume=dict(type='ReproducibleResumeHook'),
     visualization=dict(type='SegVisualizationHook'))

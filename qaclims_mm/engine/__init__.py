@@ -1,3 +1,4 @@
-from .hooks import CAMToPseudoLabelHook, SaveCAMHook
+from .hooks import (CAMToPseudoLabelHook, ReproducibleResumeHook,
+                    SaveCAMHook)
 
-__all__ = ['SaveCAMHook', 'CAMToPseudoLabelHook']
+__all__ = ['SaveCAMHook', 'CAMToPseudoLabelHook', 'ReproducibleResumeHook']
