@@ -47,6 +47,7 @@ from mmseg.registry import HOOKS
 # Tags that keep the epoch and batch streams apart.
 _EPOCH_STREAM = 0
 _BATCH_STREAM = 1
+_START_STREAM = 2
 
 
 def derive_seed(seed: int, rank: int, stream: int, position: int) -> int:
@@ -146,18 +147,28 @@ class ReproducibleResumeHook(Hook):
         self.respawn_persistent_workers = respawn_persistent_workers
 
     def before_train(self, runner) -> None:
-        """Install the worker seeding and, for iteration-based loops, the
-        per-batch reseeding."""
-        loader = runner.train_loop.dataloader
+        """Align the sampler seed, install the worker seeding and, for
+        iteration-based loops, restart the data iterator under a derived seed
+        and reseed per batch."""
+        loop = runner.train_loop
+        loader = loop.dataloader
+        _sync_sampler_seed(runner, loader)
         if getattr(loader, 'num_workers', 0) > 0:
             # allowed after construction (unlike sampler or batch_size);
             # applies to every later spawn of workers
             loader.worker_init_fn = seed_worker_from_base_seed
-        iterator = getattr(runner.train_loop, 'dataloader_iterator', None)
-        if iterator is not None and not isinstance(iterator,
-                                                   _ReseedingIterator):
-            runner.train_loop.dataloader_iterator = _ReseedingIterator(
-                iterator, runner.seed, get_rank())
+        iterator = getattr(loop, 'dataloader_iterator', None)
+        if iterator is None or isinstance(iterator, _ReseedingIterator):
+            return
+        # The loop created its iterator (and spawned workers) before the
+        # checkpoint was loaded, from whatever state the generators had then;
+        # start it again from a state fixed by the seed alone.
+        _shutdown_workers(getattr(iterator, '_iterator', None))
+        _shutdown_persistent_workers(loader)
+        rank = get_rank()
+        seed_everything(derive_seed(runner.seed, rank, _START_STREAM, 0))
+        loop.dataloader_iterator = _ReseedingIterator(
+            type(iterator)(loader), runner.seed, rank)
 
     def before_train_epoch(self, runner) -> None:
         """Epoch-based loops: reseed from the epoch; fresh workers."""
@@ -170,6 +181,32 @@ class ReproducibleResumeHook(Hook):
             _shutdown_persistent_workers(loader)
 
 
+def _sync_sampler_seed(runner, loader: Any) -> None:
+    """Give the sampler the run's seed.
+
+    Without ``randomness.seed`` in the config every run draws its own seed;
+    MMEngine restores the checkpoint's seed on resume, but only after the
+    sampler was built with the new one, so the data order would differ.
+    """
+    if getattr(runner, '_randomness_cfg', {}).get('diff_rank_seed', False):
+        return  # MMEngine then gives samplers an unsaved synchronised seed
+    sampler = getattr(loader, 'sampler', None)
+    if not hasattr(sampler, 'seed'):
+        sampler = getattr(getattr(loader, 'batch_sampler', None), 'sampler',
+                          None)
+    if hasattr(sampler, 'seed') and sampler.seed != runner.seed:
+        print_log(f'ReproducibleResumeHook: sampler seed {sampler.seed} -> '
+                  f'{runner.seed} (the checkpoint\'s)', logger='current')
+        sampler.seed = runner.seed
+
+
+def _shutdown_workers(data_iter: Optional[Any]) -> None:
+    """Stop the workers of a multi-process DataLoader iterator, if any."""
+    shutdown = getattr(data_iter, '_shutdown_workers', None)
+    if shutdown is not None:
+        shutdown()
+
+
 def _shutdown_persistent_workers(loader: Any) -> None:
     """Stop a DataLoader's persistent workers; the next ``iter()`` spawns new
     ones (PyTorch keeps them in the private ``_iterator``)."""
@@ -178,9 +215,7 @@ def _shutdown_persistent_workers(loader: Any) -> None:
     workers: Optional[Any] = getattr(loader, '_iterator', None)
     if workers is None:
         return
-    shutdown = getattr(workers, '_shutdown_workers', None)
-    if shutdown is not None:
-        shutdown()
+    _shutdown_workers(workers)
     loader._iterator = None
     print_log('ReproducibleResumeHook: persistent DataLoader workers '
               'restarted for the epoch', logger='current', level=10)
