@@ -183,3 +183,18 @@ def test_train_resume_overrides_the_configs_load_from(tmp_path):
     train_tool.set_resume_checkpoint(cfg)
     assert cfg.resume is True
     assert cfg.load_from == str(tmp_path / 'iter_4.pth')
+
+
+def test_sampler_gets_the_checkpoints_seed():
+    """Without randomness.seed each run draws a seed; MMEngine restores the
+    checkpoint's only after building the sampler: the hook aligns them."""
+    from mmengine.dataset import DefaultSampler
+    loader = DataLoader(RandomDraws(), batch_size=2,
+                        sampler=DefaultSampler(RandomDraws(), seed=1234))
+    order = [int(i) for i in loader.sampler]
+    runner = epoch_runner(loader)  # seed 0, as restored from a checkpoint
+    ReproducibleResumeHook().before_train(runner)
+    assert loader.sampler.seed == 0
+    assert [int(i) for i in loader.sampler] == [
+        int(i) for i in DefaultSampler(RandomDraws(), seed=0)]
+    assert order != [int(i) for i in loader.sampler]
