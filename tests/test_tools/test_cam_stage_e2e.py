@@ -39,8 +39,8 @@ def data_options(voc_root: str, *extra: str) -> list:
 # 3 epochs of 6 iterations (48 train_aug images, batches of 8), a checkpoint
 # after each epoch, every iteration logged
 EPOCHS = ['train_cfg.max_epochs=3', 'param_scheduler.0.end=3',
-          'train_dataloader.batch_size=8', 'default_hooks.checkpoint.interval=1',
-          *PER_ITER_LOGGING]
+          'train_dataloader.batch_size=8',
+          'default_hooks.checkpoint.interval=1', *PER_ITER_LOGGING]
 ITERS_PER_EPOCH = 6
 
 

@@ -1,6 +1,7 @@
 """The segmentation stage through tools/train.py and tools/test.py: every
 shipped DeepLab config type, shrunk, on the synthetic VOC with its GT masks
 standing in for pseudo masks."""
+import argparse
 import os
 import os.path as osp
 import re
@@ -98,7 +99,6 @@ def initial_checkpoint(config, tiny, path):
     from mmengine.config import Config, DictAction
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
-    import argparse
     cfg = Config.fromfile(config)
     options = argparse.Namespace()
     DictAction(option_strings=[], dest='o')(None, options, tiny)

@@ -21,12 +21,17 @@ augmentation identical when workers are not persistent.
   from a base seed drawn from the reseeded torch generator, and each worker
   is seeded from that base seed (:func:`seed_worker_from_base_seed`) rather
   than from MMEngine's per-run constant.
-- Iteration-based loops: the generators are reseeded before every batch is
+- Iteration-based loops: the loop's data iterator (created, with its
+  workers, before the checkpoint is loaded) is restarted under a seed derived
+  from ``seed`` alone, and the generators are reseeded before every batch is
   fetched, from ``(seed, rank, batch count)``. MMEngine resumes such a loop by
   fetching the already-trained batches again, so the replay and the
   uninterrupted run fetch each batch from the same state, and worker
   generators (persistent or respawned at an end of the data) advance the same
   way in both.
+- Both: the sampler gets ``runner.seed``. Without ``randomness.seed`` every
+  run draws a seed and MMEngine restores the checkpoint's only after the
+  sampler was built with the new one, which changes the data order.
 
 What stays outside: a checkpoint taken in the middle of an epoch of an
 epoch-based loop (MMEngine restarts that epoch), a change of the number of
