@@ -18,6 +18,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from qaclims_mm.engine.hooks import add_num_classes_check  # noqa: E402
+from qaclims_mm.engine.resume import find_resumable_checkpoint  # noqa: E402
 from qaclims_mm.utils.config import load_config  # noqa: E402
 
 
@@ -25,8 +26,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a qaclims-mm model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--resume', action='store_true',
-                        help='resume from the latest checkpoint in work_dir')
+    parser.add_argument(
+        '--resume', action='store_true',
+        help='resume from the latest complete checkpoint in work_dir (a '
+        'truncated last one falls back to the previous one, with a warning); '
+        'without a checkpoint there, train from the start')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision (CUDA only)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -53,8 +57,28 @@ def build_config(args: argparse.Namespace) -> Config:
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
-    cfg.resume = args.resume
+    cfg.resume = False
+    if args.resume:
+        set_resume_checkpoint(cfg)
     return cfg
+
+
+def set_resume_checkpoint(cfg: Config) -> None:
+    """Point ``cfg`` at the checkpoint ``--resume`` continues from.
+
+    MMEngine resumes from ``load_from`` when it is set, which in the QA-CLIMS
+    and CLIMS configs is the *initial* CAM checkpoint; ``--resume`` means the
+    work dir's latest checkpoint instead. Without one, training starts from
+    the start (loading ``load_from`` as usual).
+    """
+    ckpt = find_resumable_checkpoint(cfg.work_dir)
+    if ckpt is None:
+        print(f'--resume: no last_checkpoint in {cfg.work_dir}; training '
+              'from the start.')
+        cfg.resume = False
+    else:
+        cfg.load_from = ckpt
+        cfg.resume = True
 
 
 def main() -> None:

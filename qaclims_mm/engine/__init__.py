@@ -1,7 +1,8 @@
-from .hooks import (CAMToPseudoLabelHook, NumClassesCheckHook, SaveCAMHook,
+from .hooks import (CAMToPseudoLabelHook, NumClassesCheckHook,
+                    ReproducibleResumeHook, SaveCAMHook,
                     WSSSVisualizationHook)
 
 __all__ = [
     'SaveCAMHook', 'CAMToPseudoLabelHook', 'NumClassesCheckHook',
-    'WSSSVisualizationHook'
+    'ReproducibleResumeHook', 'WSSSVisualizationHook'
 ]

@@ -6,6 +6,11 @@ import sys
 
 import numpy as np
 import pytest
+import torch
+from train_logs import (PER_ITER_LOGGING, assert_loss_decreases,
+                        assert_losses_finite, assert_same_weights,
+                        assert_weights_changed, interrupted_copy,
+                        train_records)
 
 from qaclims_mm.utils.cam_file import load_cam
 from qaclims_mm.utils.io import read_split
@@ -31,17 +36,56 @@ def data_options(voc_root: str, *extra: str) -> list:
             *extra]
 
 
+# 3 epochs of 6 iterations (48 train_aug images, batches of 8), a checkpoint
+# after each epoch, every iteration logged
+EPOCHS = ['train_cfg.max_epochs=3', 'param_scheduler.0.end=3',
+          'train_dataloader.batch_size=8',
+          'default_hooks.checkpoint.interval=1', *PER_ITER_LOGGING]
+ITERS_PER_EPOCH = 6
+
+
 @pytest.fixture(scope='module')
-def trained(synthetic_voc_root, tmp_path_factory):
-    """Two epochs of the demo config through tools/train.py."""
+def initial(tmp_path_factory):
+    """The randomly initialised model, saved as the run's ``load_from``."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(DEMO_CONFIG).model)
+    model.init_weights()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    path = str(tmp_path_factory.mktemp('cam_init') / 'init.pth')
+    torch.save({'state_dict': state}, path)
+    return path, state
+
+
+@pytest.fixture(scope='module')
+def trained(synthetic_voc_root, initial, tmp_path_factory):
+    """Three uninterrupted epochs of the demo config through tools/train.py."""
     work = str(tmp_path_factory.mktemp('cam_work'))
     out = run_tool('tools/train.py', DEMO_CONFIG, '--work-dir', work,
-                   *data_options(synthetic_voc_root, 'train_cfg.max_epochs=2',
-                                 'param_scheduler.0.end=2',
-                                 'train_dataloader.batch_size=8'))
+                   *data_options(synthetic_voc_root, *EPOCHS,
+                                 f'load_from={initial[0]}'))
     assert 'loss_cls' in out
     with open(osp.join(work, 'last_checkpoint')) as f:
         return work, f.read().strip()
+
+
+def test_training_logs_finite_falling_losses_and_moves_weights(trained,
+                                                                 initial):
+    work, ckpt = trained
+    records = train_records(work)
+    assert [r['step'] for r in records] == list(
+        range(1, 3 * ITERS_PER_EPOCH + 1))
+    assert_losses_finite(records, ['loss_cls'])
+    assert_loss_decreases(records, 'loss_cls', head=ITERS_PER_EPOCH,
+                          tail=ITERS_PER_EPOCH)
+    assert ckpt.endswith('epoch_3.pth')
+    assert_weights_changed(initial[1], ckpt, [
+        'backbone.layer2.0.conv1.weight', 'backbone.layer4.1.conv2.weight',
+        'cam_head.classifier.weight'
+    ])
 
 
 def test_train_then_test_writes_cams_and_scores(trained, synthetic_voc_root,
@@ -60,15 +104,31 @@ def test_train_then_test_writes_cams_and_scores(trained, synthetic_voc_root,
     assert len(os.listdir(osp.join(work, 'cam_vis'))) > 0
 
 
-def test_resume_from_checkpoint(trained, synthetic_voc_root):
-    """torch>=2.6 safe loading + MMEngine checkpoints: --resume works."""
-    work, _ = trained
-    out = run_tool('tools/train.py', DEMO_CONFIG, '--work-dir', work,
-                   '--resume',
-                   *data_options(synthetic_voc_root, 'train_cfg.max_epochs=3',
-                                 'param_scheduler.0.end=3',
-                                 'train_dataloader.batch_size=8'))
-    assert 'resumed epoch: 2' in out.lower() or 'Epoch(train)   [3]' in out
+def test_resume_is_exact_and_skips_a_truncated_checkpoint(
+        trained, synthetic_voc_root, tmp_path):
+    """A run killed while writing epoch_3.pth: --resume warns, continues from
+    epoch_2.pth at iteration 13 and ends with the uninterrupted run's weights
+    (same loss at every iteration)."""
+    work, ckpt = trained
+    resumed = interrupted_copy(work, 'epoch_2.pth', str(tmp_path / 'resumed'))
+    with open(ckpt, 'rb') as f:
+        head = f.read(os.path.getsize(ckpt) // 2)
+    with open(osp.join(resumed, 'epoch_3.pth'), 'wb') as f:
+        f.write(head)  # truncated, and named in last_checkpoint
+    with open(osp.join(resumed, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(resumed, 'epoch_3.pth'))
+    out = run_tool('tools/train.py', DEMO_CONFIG, '--work-dir', resumed,
+                   '--resume', *data_options(synthetic_voc_root, *EPOCHS))
+    assert 'resuming from the previous one' in out
+    records = train_records(resumed)
+    first = 2 * ITERS_PER_EPOCH + 1
+    assert [r['step'] for r in records] == list(
+        range(first, 3 * ITERS_PER_EPOCH + 1))
+    assert records[0]['epoch'] == 3
+    uninterrupted = {r['step']: r['loss'] for r in train_records(work)}
+    assert [r['loss'] for r in records] == [
+        uninterrupted[r['step']] for r in records]
+    assert_same_weights(ckpt, osp.join(resumed, 'epoch_3.pth'))
 
 
 def test_cams_for_a_split_without_masks(trained, synthetic_voc_root,

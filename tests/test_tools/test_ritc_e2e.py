@@ -12,6 +12,8 @@ import sys
 
 import pytest
 import torch
+from train_logs import (assert_loss_decreases, assert_losses_finite,
+                        assert_weights_changed, train_records)
 
 from qaclims_mm.datasets.labels_file import load_labels_file
 from qaclims_mm.qape import build_corpus, build_question_set, save_corpus
@@ -77,8 +79,10 @@ def assets(synthetic_voc_root, tmp_path_factory):
 
 def write_config(path, base, voc_root, overrides: str,
                  batch_size: int = 2, qa_cache: str = None) -> str:
-    """A small config over ``base``: the inherited training pipeline with
-    smaller sizes (and the test's QA cache, if any)."""
+    """A shrunk config over ``base``: the inherited training pipeline with
+    smaller sizes (and the test's QA cache, if any); training sees the same
+    ``batch_size`` images every iteration (one batch, differently
+    augmented), so its loss must fall."""
     with open(path, 'w') as f:
         f.write(f"""
 _base_ = [{base!r}]
@@ -92,14 +96,39 @@ train_pipeline = [dict(t, **small.get(t['type'], {{}}))
 train_dataloader = dict(batch_size={batch_size}, num_workers=0,
                         persistent_workers=False,
                         dataset=dict(data_root=data_root,
+                                     indices={batch_size},
                                      pipeline=train_pipeline))
 test_dataloader = dict(num_workers=0, persistent_workers=False,
                        dataset=dict(data_root=data_root))
+randomness = dict(seed=0)
+# a visible fall of the loss within a few iterations
+optim_wrapper = dict(optimizer=dict(lr=0.01))
+log_processor = dict(window_size=1)  # one unsmoothed record per iteration
 {overrides}
 """)
     return str(path)
 
 
+def save_initial_checkpoint(cfg_path: str, path: str) -> dict:
+    """Build the config's model (random backbone) and save it as the
+    ``load_from`` of the run: the weights the run starts from."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(cfg_path).model)
+    model.init_weights()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.save({'state_dict': state}, path)
+    return state
+
+
+# trainable in every variant (the stem is frozen by the RITC schedule)
+MOVING = ['cam_head.classifier.weight']
+
+
+QACLIMS_ITERS = 6
 QACLIMS_CONFIGS = {
     'r18': ('qaclims_r50-os16_2xb4-19830it_voc12aug-512x512.py',
             "backbone=dict(depth=18), cam_head=dict(in_channels=512,"),
@@ -123,23 +152,31 @@ model = dict(
                   clip=dict(model_name='tiny', model_cfg={VISION!r},
                             weights={assets['clip']!r},
                             ovseg_checkpoint=None)))
-train_cfg = dict(max_iters=3)
+train_cfg = dict(max_iters=ITERS)
 param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0., begin=0,
-                        end=3, by_epoch=False)]
+                        end=ITERS, by_epoch=False)]
 default_hooks = dict(logger=dict(interval=1),
-                     checkpoint=dict(interval=3))
-""", qa_cache=assets['cache'])
+                     checkpoint=dict(interval=ITERS))
+""".replace('ITERS', str(QACLIMS_ITERS)), qa_cache=assets['cache'])
+    init = str(assets['root'] / f'init_{variant}.pth')
+    initial = save_initial_checkpoint(cfg, init)
     work = str(assets['root'] / f'work_qaclims_{variant}')
-    out = run('tools/train.py', cfg, '--work-dir', work)
-    for key in ('loss_frc', 'loss_brc', 'loss_reg'):
-        assert key in out
-    ckpt = torch.load(osp.join(work, 'iter_3.pth'), map_location='cpu',
-                      weights_only=False)
+    run('tools/train.py', cfg, '--work-dir', work, '--cfg-options',
+        f'load_from={init}')
+    records = train_records(work)
+    assert [r['step'] for r in records] == list(range(1, QACLIMS_ITERS + 1))
+    assert_losses_finite(records, ('loss_frc', 'loss_brc', 'loss_reg'))
+    # the tiny random CLIP leaves the contrastive terms nearly flat; the
+    # total still falls on this one batch
+    assert_loss_decreases(records, head=2, tail=2)
+    ckpt_path = osp.join(work, f'iter_{QACLIMS_ITERS}.pth')
+    assert_weights_changed(initial, ckpt_path, MOVING)
+    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=False)
     keys = ckpt['state_dict'].keys()
     assert 'cam_head.classifier.weight' in keys
     assert not any('clip' in k for k in keys)  # the frozen CLIP is not saved
     cam_dir = str(assets['root'] / f'cams_{variant}')
-    run('tools/test.py', cfg, osp.join(work, 'iter_3.pth'), '--work-dir',
+    run('tools/test.py', cfg, ckpt_path, '--work-dir',
         work, '--cam-dir', cam_dir)
     assert len(os.listdir(cam_dir)) > 0
 
@@ -156,12 +193,21 @@ model = dict(
                   clip=dict(model_name='tiny', model_cfg={VISION!r},
                             weights={assets['clip']!r}),
                   text_source=dict(cache={assets['clims_prompts']!r})))
-train_cfg = dict(max_epochs=1)
+train_cfg = dict(max_epochs=6)  # of one batch each
 param_scheduler = [dict(type='PolyLR', power=0.9, eta_min=0., begin=0,
-                        end=1, by_epoch=True, convert_to_iter_based=True)]
+                        end=6, by_epoch=True, convert_to_iter_based=True)]
 default_hooks = dict(logger=dict(interval=1))
 """, batch_size=8)
-    out = run('tools/train.py', cfg, '--work-dir',
-              str(assets['root'] / 'work_clims'))
-    for key in ('loss_otm', 'loss_btm', 'loss_cbs', 'loss_reg'):
-        assert key in out
+    init = str(assets['root'] / 'init_clims.pth')
+    initial = save_initial_checkpoint(cfg, init)
+    work = str(assets['root'] / 'work_clims')
+    run('tools/train.py', cfg, '--work-dir', work, '--cfg-options',
+        f'load_from={init}')
+    records = train_records(work)
+    assert [r['step'] for r in records] == list(range(1, 7))
+    assert_losses_finite(records,
+                         ('loss_otm', 'loss_btm', 'loss_cbs', 'loss_reg'))
+    # the CBS hinge only switches on as OTM pulls the foreground towards its
+    # class text, so the total rises at first: check the main objective
+    assert_loss_decreases(records, 'loss_otm', head=2, tail=2)
+    assert_weights_changed(initial, osp.join(work, 'epoch_6.pth'), MOVING)

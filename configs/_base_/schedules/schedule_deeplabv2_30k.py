@@ -43,6 +43,8 @@ default_hooks = dict(
         type='CheckpointHook', by_epoch=False, interval=10000,
         max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # random state from (seed, epoch / batch), so --resume is exact
+    reproducible_resume=dict(type='ReproducibleResumeHook'),
     # mmseg's SegVisualizationHook reading images as stored (EXIF
     # orientation ignored, as every stage): tools/test.py --show/--show-dir
     visualization=dict(type='WSSSVisualizationHook'))
