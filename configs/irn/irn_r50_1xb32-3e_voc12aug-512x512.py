@@ -76,27 +76,16 @@ train_dataloader = dict(
         data_prefix=dict(img_path='JPEGImages', seg_map_path=ir_label_dir),
         pipeline=train_pipeline))
 
-# Edge inference for the random walk (tools/make_sem_seg_labels.py): the full
-# image at scale 1.0, the model adds the flip (IRN EdgeDisplacement).
-infer_pipeline = [
+# Edge inference for the random walk (RandomWalkRefiner,
+# tools/make_sem_seg_labels.py; also what mmseg.apis.inference_model reads):
+# the full image at scale 1.0, the model adds the flip (IRN EdgeDisplacement).
+# The walk's settings (spec §6.5: radius 5, beta 10, 2**8 steps, background
+# 0.20; IRN: 0.25) are RandomWalkRefiner's arguments.
+test_pipeline = [
     dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='NormalizeImage'),
     dict(type='PackWSSSInputs'),
 ]
-infer_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='ImageSets/Segmentation/train_aug.txt',
-        labels_file='cls_labels.json',
-        data_prefix=dict(img_path='JPEGImages'),
-        pipeline=infer_pipeline,
-        test_mode=True))
-# spec §6.5: radius 5, beta 10, 2**8 steps, background 0.20 (IRN: 0.25)
-random_walk = dict(radius=5, beta=10, exp_times=8, bg_thr=0.20)
 
 # IRN's PolyOptimizer passes the weight decay as SGD's positional `momentum`
 # (momentum=1e-4), with weight_decay=1e-4 set per group; lr 0.1 for the edge

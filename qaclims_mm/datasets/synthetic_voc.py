@@ -793,13 +793,8 @@ def voc_colormap(num_entries: int = 256) -> np.ndarray:
 
     Entries 0..20 equal :data:`VOC_PALETTE`; entry 255 is (224, 224, 192).
     """
-    index = np.arange(num_entries)
-    cmap = np.zeros((num_entries, 3), np.int64)
-    for bit in range(8):
-        for channel in range(3):
-            bits = (index >> (3 * bit + channel)) & 1
-            cmap[:, channel] |= bits << (7 - bit)
-    return cmap.astype(np.uint8)
+    from ..utils.label_io import label_colormap
+    return np.asarray(label_colormap(num_entries), dtype=np.uint8)
 
 
 _PNG_PALETTE = voc_colormap(256)

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from qaclims_mm.datasets.class_names import VOC_PALETTE
-from qaclims_mm.evaluation.cam_sweep import cams_to_label
-from qaclims_mm.refine.pseudo_label import write_pseudo_labels
+from qaclims_mm.evaluation.cam_labels import cams_to_label
+from qaclims_mm.refine.stages import write_pseudo_labels
 from qaclims_mm.utils.cam_file import save_cam
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -83,7 +83,8 @@ def test_errors(tmp_path):
     with pytest.raises(ValueError, match='cam_type'):
         write_pseudo_labels(cam_dir, [], out_dir, cam_type='low_res')
     with pytest.raises(ValueError, match='palette'):
-        write_pseudo_labels(cam_dir, [], out_dir, palette=VOC_PALETTE[:5])
+        write_pseudo_labels(cam_dir, [], out_dir, palette=VOC_PALETTE[:5],
+                            num_classes=20)
 
 
 def test_make_pseudo_labels_tool(tmp_path, capsys):
