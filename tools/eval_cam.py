@@ -66,9 +66,10 @@ def main(argv=None) -> int:
         None if args.no_sweep else args.sweep, args.cam_type,
         args.ignore_index, osp.splitext(osp.basename(args.split_file))[0],
         progress=True)
+    best = (f'{result["best_threshold"]:g} '
+            f'(mIoU {result["best_mIoU"] * 100:.2f})')
     print(f'\n{len(img_ids)} images from {args.split_file}\n'
-          f'{result["report"]}\nbest threshold: '
-          f'{result["best_threshold"]:g} (mIoU {result["best_mIoU"] * 100:.2f})')
+          f'{result["report"]}\nbest threshold: {best}')
     return 0
 
 

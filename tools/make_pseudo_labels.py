@@ -15,7 +15,8 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import qaclims_mm  # noqa: E402,F401
-from qaclims_mm.evaluation import DEFAULT_CAM_THRESHOLD, check_threshold  # noqa
+from qaclims_mm.evaluation import (DEFAULT_CAM_THRESHOLD,  # noqa: E402
+                                   check_threshold)
 from qaclims_mm.refine.stages import write_pseudo_labels  # noqa: E402
 from qaclims_mm.utils.io import read_split  # noqa: E402
 from qaclims_mm.utils.metainfo import DEFAULT_DATASET, dataset_metainfo  # noqa

@@ -11,13 +11,13 @@ refiner allows it, and an error names the image id. Labels are palette PNGs
 metainfo palette) in MMSegmentation's format; an image without labels (a CAM
 file with ``K = 0`` maps) gets an all-background PNG.
 
-=========================== ============================== ================
-stage                       refiner                        tool
-=========================== ============================== ================
-:func:`write_pseudo_labels` ``ThresholdRefiner``           make_pseudo_labels.py
-:func:`make_ir_labels`      ``IRLabelRefiner`` (CRF)       make_ir_labels.py
-:func:`make_rw_labels`      ``RandomWalkRefiner``          make_sem_seg_labels.py
-=========================== ============================== ================
+=========================== ===================== ======================
+stage                       refiner               tool
+=========================== ===================== ======================
+:func:`write_pseudo_labels` ``ThresholdRefiner``  make_pseudo_labels.py
+:func:`make_ir_labels`      ``IRLabelRefiner``    make_ir_labels.py
+:func:`make_rw_labels`      ``RandomWalkRefiner`` make_sem_seg_labels.py
+=========================== ===================== ======================
 """
 import os.path as osp
 from dataclasses import dataclass, field

@@ -148,3 +148,17 @@ def test_unlabeled_images_need_no_cam_file(tmp_path):
         job.check('b')
     label = np.asarray(Image.open(__import__('io').BytesIO(job('a'))))
     assert label.shape == (5, 7) and not label.any()
+
+
+@pytest.mark.parametrize('name', ['voc12aug', 'coco14'])
+def test_irn_configs_have_no_ad_hoc_keys(name):
+    """The edge pipeline is the standard test_pipeline; the walk's settings
+    are RandomWalkRefiner's arguments, not config keys read by convention."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(
+        osp.join(REPO, f'configs/irn/irn_r50_1xb32-3e_{name}-512x512.py'))
+    assert 'infer_dataloader' not in cfg and 'random_walk' not in cfg
+    assert [t['type'] for t in cfg.test_pipeline] == [
+        'LoadImageFromFile', 'NormalizeImage', 'PackWSSSInputs']
+    refiner = RandomWalkRefiner.__init__.__defaults__
+    assert refiner == (5, 10., 8, 0.2, None)  # spec §6.5
