@@ -48,10 +48,12 @@ class BaseRefiner:
         cam_field (str): The CAM entry it reads (``'high_res'`` or ``'cam'``).
         needs_image (bool): It reads the image file.
         parallel (bool): It may run in CPU worker processes.
+        writes_ignore (bool): Its labels hold the ignore index 255.
     """
     cam_field = 'high_res'
     needs_image = False
     parallel = True
+    writes_ignore = False
 
     def prepare(self, device: Union[str, None] = None) -> None:
         """Load what the refiner needs (a model) before the first image."""
@@ -164,6 +166,7 @@ class IRLabelRefiner(BaseRefiner):
             to True.
         crf_cfg (dict, optional): CRF parameter overrides. Defaults to None.
     """
+    writes_ignore = True
 
     def __init__(self,
                  fg_threshold: float = 0.30,

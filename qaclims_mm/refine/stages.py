@@ -7,9 +7,10 @@ Each stage is :func:`make_pseudo_labels` with one refiner
 ``<out_dir>/settings.json`` (a run with other settings into the same folder is
 refused unless ``overwrite``), the work spreads over CPU processes where the
 refiner allows it, and an error names the image id. Labels are palette PNGs
-(:func:`~qaclims_mm.utils.label_io.label_png_palette` of the dataset's
-metainfo palette) in MMSegmentation's format; an image without labels (a CAM
-file with ``K = 0`` maps) gets an all-background PNG.
+in the dataset's metainfo colours (completed to 256 by
+:func:`~qaclims_mm.utils.label_io.label_png_palette` where 255 occurs) in
+MMSegmentation's format; an image without labels (a CAM file with ``K = 0``
+maps) gets an all-background PNG.
 
 =========================== ===================== ======================
 stage                       refiner               tool
@@ -88,6 +89,18 @@ class CAMLabelJob:
         return label_to_png_bytes(label, self.palette)
 
 
+def _png_palette(refiner: BaseRefiner, palette: Palette) -> tuple:
+    """The colours written into the PNGs of a stage.
+
+    Labels with the ignore index (IR labels) get the 256 colours of
+    :func:`~qaclims_mm.utils.label_io.label_png_palette`; the others the
+    metainfo palette as it is (the files the stages have always written).
+    """
+    if refiner.writes_ignore:
+        palette = label_png_palette(palette)
+    return tuple(tuple(int(v) for v in c) for c in palette)
+
+
 def _num_classes(palette: Palette, num_classes: Optional[int]) -> int:
     """The class count of a stage, checked against its palette."""
     if num_classes is None:
@@ -147,7 +160,7 @@ def make_pseudo_labels(cam_dir: str,
     """
     refiner = build_refiner(refiner)
     num_classes = _num_classes(palette, num_classes)
-    png_palette = tuple(tuple(c) for c in label_png_palette(palette))
+    png_palette = _png_palette(refiner, palette)
     if settings is None:
         settings = dict(writer=type(refiner).__name__,
                         cam_dir=osp.abspath(cam_dir),
@@ -323,7 +336,7 @@ def make_rw_labels(cam_dir: str,
                     random_walk=refiner.rw_cfg, num_classes=len(palette) - 1)
     img_ids = list(img_ids)
     job = CAMLabelJob(cam_dir, refiner,
-                      tuple(tuple(c) for c in label_png_palette(palette)),
+                      _png_palette(refiner, palette),
                       len(palette) - 1, img_dir, img_suffix,
                       frozenset(unlabeled))
     # the IRNet is built only when there is an image to do

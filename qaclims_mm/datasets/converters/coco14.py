@@ -43,7 +43,7 @@ from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
 import numpy as np
 
 from ...utils.io import atomic_write_text
-from ...utils.label_io import label_png_palette, write_label_png
+from ...utils.label_io import write_label_png
 from ..class_names import COCO_CATEGORY_IDS, COCO_CLASSES, coco_palette
 from ..labels_file import load_labels_file, save_labels_file
 
@@ -53,8 +53,8 @@ COCO_CATEGORY_TO_INDEX: Dict[int, int] = {
     for idx, cat_id in enumerate(COCO_CATEGORY_IDS)
 }
 
-# The 256 colours of the mask PNGs (background black, then 80 classes).
-_PALETTE = label_png_palette(coco_palette(81))
+# The colours of the mask PNGs (background black, then 80 classes).
+_PALETTE = coco_palette(81)
 
 # Images handed to the worker pool per round; bounds the memory taken by the
 # queued (pickled) annotations on the 82k-image train split.
