@@ -125,6 +125,9 @@ def test_make_pseudo_labels_with_a_refiner_config(tmp_path):
         np.testing.assert_array_equal(labels[0],
                                       official_label(cams, keys, 0.2))
         np.testing.assert_array_equal(labels[0], labels[1])
+        # the files the threshold stage has always written: VOC's 21 colours
+        with Image.open(osp.join(outs[0], img_id + '.png')) as img:
+            assert img.getpalette() == [c for rgb in VOC_PALETTE for c in rgb]
 
 
 def test_unlabeled_images_need_no_cam_file(tmp_path):
