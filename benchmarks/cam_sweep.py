@@ -31,12 +31,10 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from qaclims_mm.datasets.class_names import VOC_PALETTE  # noqa: E402
-from qaclims_mm.evaluation.cam_sweep import (cams_to_label,  # noqa: E402
-                                             confusion_matrix,
-                                             confusion_to_scores,
-                                             default_thresholds,
-                                             evaluate_cam_dir)
-from qaclims_mm.refine.pseudo_label import label_to_png_bytes  # noqa: E402
+from qaclims_mm.evaluation import (cams_to_label,  # noqa: E402
+                                   confusion_matrix, confusion_to_scores,
+                                   default_thresholds, evaluate_cam_dir)
+from qaclims_mm.utils.label_io import label_to_png_bytes  # noqa: E402
 from qaclims_mm.utils.cam_file import (find_cam_file, load_cam,  # noqa: E402
                                       save_cam)
 from qaclims_mm.utils.io import atomic_write_bytes  # noqa: E402

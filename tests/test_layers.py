@@ -53,17 +53,6 @@ KNOWN_VIOLATIONS: Set[str] = {
     'qaclims_mm.datasets.image_decoding',
     'qaclims_mm.models.segmentors.msc_encoder_decoder -> '
     'qaclims_mm.refine.crf',
-    # engine -> evaluation (sibling) and -> stage APIs
-    'qaclims_mm.engine.hooks.cam_to_pseudo_label_hook -> '
-    'qaclims_mm.evaluation.cam_sweep',
-    'qaclims_mm.engine.hooks.cam_to_pseudo_label_hook -> '
-    'qaclims_mm.refine.crf',
-    'qaclims_mm.engine.hooks.cam_to_pseudo_label_hook -> '
-    'qaclims_mm.refine.ir_label',
-    'qaclims_mm.engine.hooks.cam_to_pseudo_label_hook -> '
-    'qaclims_mm.refine.irn_inference',
-    'qaclims_mm.engine.hooks.cam_to_pseudo_label_hook -> '
-    'qaclims_mm.refine.pseudo_label',
     # a stage API -> the package root
     'qaclims_mm.qape.runner -> qaclims_mm',
 }

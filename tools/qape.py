@@ -30,21 +30,13 @@ checkpoints/blip-vqa-capfilt-large``.
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import torch  # noqa: E402
-
 import qaclims_mm  # noqa: E402,F401
-from qaclims_mm.qape.engines.base import build_vqa_engine  # noqa: E402
-from qaclims_mm.qape.questions import build_question_set  # noqa: E402
-from qaclims_mm.qape.runner import (items_from_dataset_config,  # noqa: E402
-                                    items_from_files, run_qape)
-
-ENGINES = dict(blip='BlipVQAEngine', vlm='ImageTextToTextVQAEngine')
+from qaclims_mm.qape.stage import ENGINES, make_qa_corpus  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -119,23 +111,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def load_question_cfg(path):
-    """``--questions``: JSON, or a .py config with ``questions = dict()``."""
-    if path is None:
-        return None
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'--questions file not found: {path}')
-    if path.endswith('.json'):
-        with open(path, encoding='utf-8') as f:
-            return json.load(f)
-    from mmengine.config import Config
-    cfg = Config.fromfile(path)
-    if 'questions' not in cfg:
-        raise KeyError(f'{path}: no "questions" dict in the config')
-    return cfg.questions.to_dict() if hasattr(cfg.questions, 'to_dict') \
-        else dict(cfg.questions)
-
-
 def parse_cfg_options(pairs):
     """``['a.b=1', 'c=x']`` -> ``{'a.b': 1, 'c': 'x'}`` (mmengine parsing)."""
     if not pairs:
@@ -146,65 +121,19 @@ def parse_cfg_options(pairs):
     return ns.opts
 
 
-def init_distributed():
-    """Initialise torch.distributed under torchrun; returns the local rank."""
-    if int(os.environ.get('WORLD_SIZE', '1')) <= 1:
-        return None
-    local_rank = int(os.environ.get('LOCAL_RANK', '0'))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-        backend = 'nccl'
-    else:
-        backend = 'gloo'
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group(backend=backend)
-    return local_rank
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
-    local_rank = init_distributed()
-    device = args.device
-    if device is None:
-        device = (f'cuda:{local_rank or 0}' if torch.cuda.is_available()
-                  else 'cpu')
-    if args.config:
-        items = items_from_dataset_config(
-            args.config, args.dataset_split,
-            cfg_options=parse_cfg_options(args.cfg_options),
-            split_only=args.split_only)
-        source = dict(config=osp.abspath(args.config),
-                      dataloader=args.dataset_split,
-                      images='split' if args.split_only else 'labels_file')
-    else:
-        items = items_from_files(args.split_file, args.img_dir,
-                                 args.labels_file, args.classes,
-                                 args.img_suffix)
-        source = dict(split_file=(osp.abspath(args.split_file)
-                                  if args.split_file else None),
-                      img_dir=osp.abspath(args.img_dir),
-                      labels_file=osp.abspath(args.labels_file),
-                      classes=args.classes,
-                      images='split' if args.split_file else 'labels_file')
-    engine_cfg = dict(type=ENGINES[args.engine], model_path=args.model_path,
-                      device=device, dtype=args.dtype,
-                      batch_size=args.batch_size)
-    if args.image_size is not None:
-        engine_cfg['image_size'] = args.image_size
-    if args.engine_options:
-        engine_cfg.update(json.loads(args.engine_options))
-    engine = build_vqa_engine(engine_cfg)
-    question_set = build_question_set(load_question_cfg(args.questions))
-    corpus = run_qape(engine, items, question_set, args.out_dir,
-                      chunk_images=args.chunk_images,
-                      num_workers=args.num_workers,
-                      progress=not args.no_progress,
-                      meta=dict(source=source),
-                      lock=not args.no_lock)
+    corpus = make_qa_corpus(
+        args.out_dir, args.model_path, args.engine, args.config,
+        args.dataset_split, args.split_only,
+        parse_cfg_options(args.cfg_options), args.split_file, args.img_dir,
+        args.labels_file, args.classes, args.img_suffix, args.device,
+        args.dtype, args.batch_size, args.image_size,
+        json.loads(args.engine_options) if args.engine_options else None,
+        args.questions, args.chunk_images, args.num_workers,
+        not args.no_progress, lock=not args.no_lock)
     if corpus is not None:
         print(f'QA corpus written: {corpus}')
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -22,7 +22,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from qaclims_mm.engine.hooks import add_num_classes_check  # noqa: E402
-from qaclims_mm.utils.config import load_config  # noqa: E402
+from qaclims_mm.utils.config import (load_config,  # noqa: E402
+                                     set_test_outputs)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,33 +51,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def set_cam_dir(cfg: Config, cam_dir: str) -> None:
-    """Point the config's SaveCAMHook at ``cam_dir`` (add one if missing).
-
-    Args:
-        cfg (Config): The test config, changed in place.
-        cam_dir (str): A command-line path: made absolute against the
-            current directory (the hook would join a relative one to the
-            work dir).
-    """
-    cam_dir = osp.abspath(cam_dir)
-    hooks = list(cfg.get('custom_hooks', []) or [])
-    for hook in hooks:
-        if hook.get('type') == 'SaveCAMHook':
-            hook['out_dir'] = cam_dir
-            break
-    else:
-        hooks.append(dict(type='SaveCAMHook', out_dir=cam_dir))
-    cfg.custom_hooks = hooks
-
-
 def build_config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.launcher)
     add_num_classes_check(cfg)  # a head wider than the dataset: refuse
     cfg.load_from = args.checkpoint
-    if args.cam_dir:
-        set_cam_dir(cfg, args.cam_dir)
     if args.show or args.show_dir:
         vis = cfg.default_hooks.visualization
         vis['draw'] = True
@@ -92,12 +71,7 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
-    if args.out is not None:
-        if cfg.test_evaluator.get('type') == 'CAMIoUMetric':
-            set_cam_dir(cfg, args.out)  # a CAM model's predictions: CAMs
-        else:
-            cfg.test_evaluator['output_dir'] = args.out
-            cfg.test_evaluator['keep_results'] = True
+    set_test_outputs(cfg, args.out, args.cam_dir)
     return cfg
 
 

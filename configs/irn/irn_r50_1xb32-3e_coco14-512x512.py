@@ -4,8 +4,10 @@
 # missing. Here CAMs, IR labels, IRN training and the random walk use ONE split
 # list, wsss/train.txt, over the whole split: training skips the images
 # without labels (their IR labels would be all background), and the random
-# walk writes an all-background mask for them (no CAM file needed), as the
-# official make_sem_seg_labels does, so every image of the list gets a mask.
+# walk (tools/make_sem_seg_labels.py, over this train_dataloader's split with
+# every image kept) writes an all-background mask for them (no CAM file
+# needed), as the official make_sem_seg_labels does, so every image of the
+# list gets a mask.
 # Thresholds: the VOC defaults are inherited (IR 0.30 / 0.10, random-walk
 # background 0.20), as QA-CLIMS does; CLIMS used 0.35 / 0.1 and 0.25 for COCO.
 # Use the same ones for the whole split.
@@ -30,12 +32,3 @@ train_dataloader = dict(
         skip_unlabeled=True,
         data_prefix=dict(img_path='train2014', seg_map_path=ir_label_dir),
         pipeline=train_pipeline))
-infer_dataloader = dict(
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='wsss/train.txt',
-        labels_file='wsss/cls_labels_train.json',
-        skip_unlabeled=False,
-        data_prefix=dict(img_path='train2014')))
-random_walk = dict(bg_thr=0.20)

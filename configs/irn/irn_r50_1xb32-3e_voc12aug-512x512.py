@@ -58,30 +58,19 @@ train_dataloader = dict(
         with_seg_map=True,
         data_prefix=dict(img_path='JPEGImages', seg_map_path=ir_label_dir),
         pipeline=train_pipeline))
-# no CAM testing for IRNet (the random walk below uses infer_dataloader)
+# no CAM testing for IRNet (the random walk uses test_pipeline below)
 test_dataloader = None
 test_evaluator = None
 
-# Edge inference for the random walk (tools/make_sem_seg_labels.py): the full
-# image at scale 1.0, the model adds the flip (IRN EdgeDisplacement).
-infer_pipeline = [
+# Edge inference for the random walk (RandomWalkRefiner,
+# tools/make_sem_seg_labels.py; also what mmseg.apis.inference_model reads):
+# the full image at scale 1.0, the model adds the flip (IRN EdgeDisplacement).
+# The walk's settings (spec §6.5: radius 5, beta 10, 2**8 steps, background
+# 0.20; IRN: 0.25) are RandomWalkRefiner's arguments.
+test_pipeline = [
     dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='PackWSSSInputs'),
 ]
-infer_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=_base_.dataset_type,
-        data_root=_base_.data_root,
-        ann_file='ImageSets/Segmentation/train_aug.txt',
-        labels_file='cls_labels.json',
-        data_prefix=dict(img_path='JPEGImages'),
-        pipeline=infer_pipeline,
-        test_mode=True))
-# spec §6.5: radius 5, beta 10, 2**8 steps, background 0.20 (IRN: 0.25)
-random_walk = dict(radius=5, beta=10, exp_times=8, bg_thr=0.20)
 
 default_hooks = dict(
     visualization=dict(draw=False))

@@ -88,16 +88,8 @@ def voc_xml_name_to_index(xml_name: str) -> int:
 
 
 def coco_palette(num_classes: int = 81) -> List[List[int]]:
-    """A deterministic colour map for COCO label PNGs (background black)."""
-    palette = [[0, 0, 0]]
-    for i in range(1, num_classes):
-        # spread hues with bit interleaving, the VOC colour-map construction
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette.append([r, g, b])
-    return palette
+    """The colours of COCO label PNGs (background black): the first
+    ``num_classes`` entries of the PASCAL colour map
+    (:func:`~qaclims_mm.utils.label_io.label_colormap`)."""
+    from ..utils.label_io import label_colormap
+    return label_colormap(num_classes)

@@ -14,61 +14,30 @@ pixels the CAMs are sure about. For each image the official
 So a pixel is a class where its CAM clearly wins, background where no CAM
 reaches even the low threshold, and ignored in the band between. Labels are
 in MMSegmentation's format (0 background, ``1..C`` classes, 255 ignore) and
-are written as palette PNGs, one per image, by :func:`make_ir_labels`, in
-parallel over CPU processes, atomically and resumably.
+are written as palette PNGs, one per image, by
+:func:`~qaclims_mm.refine.stages.make_ir_labels` (the
+:class:`~qaclims_mm.refine.refiners.IRLabelRefiner`), in parallel over CPU
+processes, atomically and resumably.
 
 CLIMS used 0.35 / 0.10 on COCO; QA-CLIMS keeps 0.30 / 0.10 for both datasets;
 IRNet's own defaults are 0.30 / 0.05.
 """
-import multiprocessing
-import os.path as osp
-import sys
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Optional
 
 import numpy as np
 
-from ..datasets.class_names import VOC_PALETTE, coco_palette
-from ..evaluation.cam_sweep import check_threshold
-from ..utils.cam_file import find_cam_file, load_cam
-from ..utils.io import atomic_write_bytes
-from ..utils.output_settings import claim_output_dir, release_output_dir
-from .crf import crf_from_labels, require_pydensecrf
-from .pseudo_label import label_to_png_bytes
-
-#: Label of pixels that are not trained on (the IR-label uncertainty band).
-IGNORE_INDEX = 255
-#: Colour of the ignore label in written PNGs (VOC's "void" colour).
-IGNORE_COLOR = (224, 224, 192)
-
-
-def label_palette(num_classes: int = 20) -> List[List[int]]:
-    """The 256-entry palette of label PNGs: classes, then 255 = ignore.
-
-    Args:
-        num_classes (int): Object classes (no background): 20 gives the VOC
-            colours, any other number the COCO-style colour map. Defaults to
-            20.
-
-    Returns:
-        list[list[int]]: 256 RGB triplets; entry 0 is background (black),
-        entries ``1..num_classes`` the classes, entry 255
-        :data:`IGNORE_COLOR`, the rest black.
-    """
-    if not 0 <= num_classes <= 254:
-        raise ValueError(f'{num_classes} classes do not fit an 8-bit label '
-                         f'PNG with 255 as ignore')
-    base = (VOC_PALETTE if num_classes == 20 else
-            coco_palette(num_classes + 1))
-    palette = [list(c) for c in base[:num_classes + 1]]
-    palette += [[0, 0, 0]] * (256 - len(palette))
-    palette[IGNORE_INDEX] = list(IGNORE_COLOR)
-    return palette
+from ..evaluation.cam_labels import DEFAULT_CAM_THRESHOLD, check_threshold
+from ..models.utils.cam_ops import cams_to_label
+from ..utils.label_io import IGNORE_INDEX
+from .crf import crf_from_labels
 
 
 def threshold_channels(high_res: np.ndarray, threshold: float) -> np.ndarray:
     """Argmax over ``[bg plane at threshold, CAMs]`` (0 = background).
 
-    Ties go to the background, as the official ``np.pad`` + ``np.argmax``.
+    :func:`~qaclims_mm.models.utils.cam_ops.cams_to_label` with the channel
+    index as the key, so ties go to the background, as the official
+    ``np.pad`` + ``np.argmax``.
 
     Args:
         high_res (np.ndarray): ``[K, H, W]`` CAMs.
@@ -78,10 +47,8 @@ def threshold_channels(high_res: np.ndarray, threshold: float) -> np.ndarray:
         np.ndarray: ``[H, W]`` int64 channel indices in ``[0, K]``.
     """
     high_res = np.asarray(high_res)
-    if not np.issubdtype(high_res.dtype, np.floating):
-        high_res = high_res.astype(np.float32)
-    bg = np.full((1, ) + high_res.shape[1:], threshold, dtype=high_res.dtype)
-    return np.concatenate([bg, high_res]).argmax(axis=0)
+    return cams_to_label(high_res, np.arange(high_res.shape[0]) if
+                         high_res.ndim == 3 else [], threshold)
 
 
 def make_ir_label(image_rgb: Optional[np.ndarray],
@@ -148,7 +115,7 @@ def make_ir_label(image_rgb: Optional[np.ndarray],
 def crf_threshold_label(image_rgb: np.ndarray,
                         high_res: np.ndarray,
                         keys: np.ndarray,
-                        threshold: float = 0.15,
+                        threshold: float = DEFAULT_CAM_THRESHOLD,
                         crf_cfg: Optional[Dict] = None) -> np.ndarray:
     """Threshold pseudo label refined by the dense CRF (no ignore band).
 
@@ -215,125 +182,3 @@ def check_ir_thresholds(fg_thr: float, bg_thr: float) -> tuple:
         raise ValueError(f'bg_thr ({bg_thr:g}) must not exceed fg_thr '
                          f'({fg_thr:g})')
     return fg_thr, bg_thr
-
-
-def _ir_label_job(job: tuple) -> str:
-    """Worker: compute and write one image's IR label; return its id."""
-    (img_id, cam_path, img_path, out_path, fg_thr, bg_thr, crf_cfg,
-     num_classes, palette) = job
-    cam = load_cam(cam_path, num_classes, fields=('high_res', ))
-    image = read_rgb(img_path, img_id)
-    if image.shape[:2] != cam['high_res'].shape[1:]:
-        raise ValueError(f'image {img_id!r}: image size {image.shape[:2]} '
-                         f'({img_path}) does not match the CAM size '
-                         f'{cam["high_res"].shape[1:]} ({cam_path})')
-    try:
-        label = make_ir_label(image, cam['high_res'], cam['keys'], fg_thr,
-                              bg_thr, crf_cfg)
-    except ValueError as e:
-        raise ValueError(f'image {img_id!r}: {e}') from e
-    atomic_write_bytes(out_path, label_to_png_bytes(label, palette))
-    return img_id
-
-
-def make_ir_labels(cam_dir: str,
-                   img_dir: str,
-                   img_ids: Iterable[str],
-                   out_dir: str,
-                   fg_thr: float = 0.30,
-                   bg_thr: float = 0.10,
-                   num_workers: int = 1,
-                   overwrite: bool = False,
-                   progress: bool = True,
-                   num_classes: int = 20,
-                   palette: Optional[Sequence[Sequence[int]]] = None,
-                   crf_cfg: Optional[Dict] = None,
-                   img_suffix: str = '.jpg') -> int:
-    """Write ``<out_dir>/<id>.png`` IR labels for every image id.
-
-    Every input is checked before any work starts, so bad thresholds, a
-    missing CAM file or image fail at once, naming the image id. PNGs that
-    exist are skipped (unless ``overwrite``) and every write is atomic, so a
-    killed run resumes where it stopped; the settings are recorded in
-    ``<out_dir>/settings.json`` and a run with other settings into the same
-    folder is refused unless ``overwrite``. The output does not depend on
-    ``num_workers``. A CAM file without maps (an image without labels) gives
-    an all-background label.
-
-    Args:
-        cam_dir (str): Folder of ``<id>.npz`` (or official ``<id>.npy``) CAMs
-            with ``high_res`` maps.
-        img_dir (str): Folder of the images (``JPEGImages``).
-        img_ids (Iterable[str]): Image ids to convert.
-        out_dir (str): Output folder (created if missing).
-        fg_thr (float): Confident-foreground threshold. Defaults to 0.30
-            (QA-CLIMS, VOC and COCO; CLIMS used 0.35 on COCO).
-        bg_thr (float): Confident-background threshold. Defaults to 0.10.
-        num_workers (int): CPU processes; 1 runs in this process. Defaults
-            to 1.
-        overwrite (bool): Rewrite existing PNGs and accept a folder
-            recorded with other settings. Defaults to False.
-        progress (bool): Show a progress bar. Defaults to True.
-        num_classes (int): Object classes; CAM keys must lie in
-            ``[0, num_classes)``. Defaults to 20.
-        palette (Sequence[Sequence[int]], optional): 256 RGB colours of the
-            PNGs. Defaults to :func:`label_palette` of ``num_classes``.
-        crf_cfg (dict, optional): Overrides of the CRF parameters (see
-            :func:`make_ir_label`). Defaults to None.
-        img_suffix (str): Image file suffix. Defaults to ``'.jpg'``.
-
-    Returns:
-        int: The number of PNGs written (skipped ones not counted).
-
-    Raises:
-        FileNotFoundError: naming the image id whose CAM or image is missing.
-        ValueError: naming the image id of a malformed input; for thresholds
-            outside [0, 1] or ``bg_thr > fg_thr``; for an ``out_dir``
-            recorded with other settings.
-        OSError: naming the image id and path of an undecodable image.
-    """
-    fg_thr, bg_thr = check_ir_thresholds(fg_thr, bg_thr)
-    require_pydensecrf()  # fail before any work, with the install hint
-    if palette is None:
-        palette = label_palette(num_classes)
-    if len(palette) <= IGNORE_INDEX:
-        raise ValueError(f'palette has {len(palette)} colours; IR labels use '
-                         f'label {IGNORE_INDEX}, so it needs 256')
-    palette = [list(map(int, c)) for c in palette]
-    settings = dict(writer='ir_labels', cam_dir=osp.abspath(cam_dir),
-                    img_dir=osp.abspath(img_dir), fg_thr=fg_thr,
-                    bg_thr=bg_thr, num_classes=num_classes,
-                    crf_cfg=dict(crf_cfg or {}))
-    jobs = []
-    ids = list(img_ids)
-    for img_id in ids:
-        out_path = osp.join(out_dir, img_id + '.png')
-        if not overwrite and osp.isfile(out_path):
-            continue
-        cam_path = find_cam_file(cam_dir, img_id)
-        img_path = osp.join(img_dir, img_id + img_suffix)
-        if not osp.isfile(img_path):
-            raise FileNotFoundError(f'no image for {img_id!r}: {img_path}')
-        jobs.append((img_id, cam_path, img_path, out_path, fg_thr, bg_thr,
-                     crf_cfg, num_classes, palette))
-    claim_output_dir(out_dir, settings, overwrite)
-    bar = None
-    if progress and jobs:
-        from mmengine.utils import ProgressBar
-
-        # pass the current stdout: the default is bound at mmengine's import
-        bar = ProgressBar(len(jobs), file=sys.stdout)
-    if num_workers > 1 and len(jobs) > 1:
-        with multiprocessing.Pool(min(num_workers, len(jobs))) as pool:
-            for _ in pool.imap_unordered(_ir_label_job, jobs, chunksize=4):
-                if bar is not None:
-                    bar.update()
-    else:
-        for job in jobs:
-            _ir_label_job(job)
-            if bar is not None:
-                bar.update()
-    if bar is not None:
-        sys.stdout.write('\n')
-    release_output_dir(out_dir, settings)
-    return len(jobs)

@@ -1,19 +1,51 @@
 """IRNet edge inference + random walk for one image (spec §6.5).
 
-Shared by ``tools/make_sem_seg_labels.py`` (saved CAM files) and
-:class:`~qaclims_mm.engine.hooks.CAMToPseudoLabelHook` (CAMs of a running test
-loop). Building the IRNet needs ``mmseg.models``; the walk itself lives in the
-core module :mod:`qaclims_mm.refine.random_walk`.
+Used by :class:`~qaclims_mm.refine.refiners.RandomWalkRefiner`, which the
+offline stage (:func:`~qaclims_mm.refine.stages.make_rw_labels`) and
+:class:`~qaclims_mm.engine.hooks.CAMToPseudoLabelHook` share. Building the
+IRNet needs ``mmseg.models``; the walk itself lives in the core module
+:mod:`qaclims_mm.refine.random_walk`.
 """
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 
 from .random_walk import rw_pseudo_label
 
-#: Random-walk settings of QA-CLIMS (spec §6.5).
-DEFAULT_RW_CFG = dict(radius=5, beta=10, exp_times=8, bg_thr=0.2)
+
+def init_segmentor(config, checkpoint: str, device='cpu',
+                   cfg_options: Optional[dict] = None):
+    """:func:`mmseg.apis.init_model`, then a strict load of ``checkpoint``.
+
+    ``init_model`` loads non-strictly; our segmentors refuse a checkpoint
+    that leaves a module uninitialised, so the weights are loaded here.
+
+    Args:
+        config (str | Config): The model config.
+        checkpoint (str): The trained weights.
+        device (str | torch.device): Where to run. Defaults to 'cpu'.
+        cfg_options (dict, optional): Config overrides.
+
+    Returns:
+        torch.nn.Module: The model in eval mode, its config in ``model.cfg``.
+    """
+    import os.path as osp
+
+    from mmengine.config import Config
+    from mmengine.runner import load_checkpoint
+    from mmseg.apis import init_model
+
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    if isinstance(config, str):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config not found: {config}')
+        config = Config.fromfile(config)
+    model = init_model(config, None, 'cpu', cfg_options)
+    load_checkpoint(model, checkpoint, map_location='cpu',
+                    revise_keys=[(r'^module\.', '')], strict=True)
+    return model.to(device).eval()
 
 
 class IRNEdgeInferencer:
@@ -21,8 +53,7 @@ class IRNEdgeInferencer:
 
     Args:
         config (str): The IRN config (``configs/irn/*.py``); its
-            ``infer_dataloader.dataset.pipeline`` prepares an image and its
-            optional ``random_walk`` dict overrides :data:`DEFAULT_RW_CFG`.
+            ``test_pipeline`` prepares an image.
         checkpoint (str): The trained IRNet checkpoint.
         device (str | torch.device): Where to run. Defaults to 'cpu'.
         cfg_options (dict, optional): Config overrides.
@@ -30,40 +61,27 @@ class IRNEdgeInferencer:
 
     def __init__(self, config: str, checkpoint: str, device='cpu',
                  cfg_options: Optional[dict] = None) -> None:
-        import os.path as osp
-
         from mmcv.transforms import Compose
-        from mmengine.registry import init_default_scope
-        from mmengine.runner import load_checkpoint
-        from mmseg.registry import MODELS
-
-        from ..utils.config import load_config
-        if not osp.isfile(checkpoint):
-            raise FileNotFoundError(f'IRNet checkpoint not found: {checkpoint}')
-        cfg = load_config(config, cfg_options)
-        if 'infer_dataloader' not in cfg:
-            raise KeyError(f'{config} has no infer_dataloader (the edge '
-                           f'inference pipeline)')
-        init_default_scope(cfg.get('default_scope', 'mmseg'))
-        self.model = MODELS.build(cfg.model)
-        load_checkpoint(self.model, checkpoint, map_location='cpu',
-                        revise_keys=[(r'^module\.', '')], strict=True)
+        self.model = init_segmentor(config, checkpoint, device, cfg_options)
         self.device = torch.device(device)
-        self.model.to(self.device).eval()
-        self.pipeline = Compose(cfg.infer_dataloader.dataset.pipeline)
-        self.rw_cfg: Dict = dict(DEFAULT_RW_CFG, **cfg.get('random_walk', {}))
+        if 'test_pipeline' not in self.model.cfg:
+            raise KeyError(f'{config} has no test_pipeline (the edge '
+                           f'inference pipeline)')
+        self.pipeline = Compose(self.model.cfg.test_pipeline)
         self.config = config
 
     @torch.no_grad()
-    def edge(self, img_path: str, img_id: str = '') -> torch.Tensor:
-        """The ``[ceil(H/4), ceil(W/4)]`` boundary map of an image."""
+    def edge(self, img_path: str,
+             img_id: str = '') -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """The ``[ceil(H/4), ceil(W/4)]`` boundary map and ``(H, W)``."""
         from mmengine.dataset import pseudo_collate
         data = self.pipeline(dict(img_path=img_path, img_id=img_id,
                                   img_labels=[], seg_fields=[],
                                   reduce_zero_label=False))
         batch = self.model.data_preprocessor(pseudo_collate([data]), False)
         sample = self.model.predict(batch['inputs'], batch['data_samples'])[0]
-        return sample.pred_edge.data[0]
+        ori = sample.metainfo['ori_shape']
+        return sample.pred_edge.data[0], (int(ori[0]), int(ori[1]))
 
 
 def random_walk_label(cam: Mapping[str, np.ndarray], edge: torch.Tensor,

@@ -8,7 +8,7 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
 from qaclims_mm.datasets.class_names import VOC_CLASSES
-from qaclims_mm.evaluation.cam_sweep import cams_to_label
+from qaclims_mm.evaluation.cam_labels import cams_to_label
 from qaclims_mm.evaluation.metrics import cam_metric
 from qaclims_mm.evaluation.metrics.cam_metric import CAMIoUMetric
 from qaclims_mm.utils.cam_file import save_cam

@@ -15,10 +15,10 @@ from PIL import Image
 import qaclims_mm  # noqa: F401
 from qaclims_mm.datasets.class_names import VOC_CLASSES
 from qaclims_mm.engine.hooks.save_cam_hook import SaveCAMHook
-from qaclims_mm.evaluation.cam_sweep import evaluate_cam_dir
+from qaclims_mm.evaluation.offline import evaluate_cam_dir
 from qaclims_mm.evaluation.metrics.cam_metric import CAMIoUMetric
 from qaclims_mm.refine.irn_inference import random_walk_label
-from qaclims_mm.refine.pseudo_label import write_pseudo_labels
+from qaclims_mm.refine.stages import write_pseudo_labels
 from qaclims_mm.utils.cam_file import load_cam
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -105,7 +105,7 @@ def test_pseudo_labels_ir_labels_and_random_walk(empty_cam_dir, tmp_path):
     assert label.shape == (H, W) and not label.any()
 
     pytest.importorskip('pydensecrf')
-    from qaclims_mm.refine.ir_label import make_ir_labels
+    from qaclims_mm.refine.stages import make_ir_labels
     img_dir = tmp_path / 'img'
     img_dir.mkdir()
     Image.fromarray(np.full((H, W, 3), 128, np.uint8)).save(
@@ -125,15 +125,20 @@ def test_pseudo_labels_ir_labels_and_random_walk(empty_cam_dir, tmp_path):
 
 
 def test_label_hook_job(empty_cam_dir, tmp_path):
-    from qaclims_mm.engine.hooks.cam_to_pseudo_label_hook import _write_label
-    from qaclims_mm.refine.ir_label import label_palette
+    from qaclims_mm.datasets.class_names import VOC_PALETTE
+    from qaclims_mm.engine.hooks.cam_to_pseudo_label_hook import \
+        refine_to_png
+    from qaclims_mm.refine.refiners import IRLabelRefiner, ThresholdRefiner
+    from qaclims_mm.utils.label_io import label_png_palette
     _, cam_dir = empty_cam_dir
     cam = load_cam(osp.join(cam_dir, IMG_ID + '.npz'), 20)
     for ir_label in (False, True):
         out = str(tmp_path / f'{ir_label}.png')
-        _write_label((IMG_ID, None, out, cam['keys'], cam['high_res'],
-                      'threshold', 0.15, ir_label, 0.3, 0.1, None,
-                      label_palette(20)))
+        refiner = (IRLabelRefiner(0.3, 0.1, use_crf=False) if ir_label else
+                   ThresholdRefiner(0.15))
+        with open(out, 'wb') as f:
+            f.write(refine_to_png(IMG_ID, refiner, cam, None,
+                                  label_png_palette(VOC_PALETTE)))
         with Image.open(out) as img:
             assert not np.asarray(img).any()
 

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from qaclims_mm.evaluation.cam_sweep import (cams_to_label, confusion_matrix,
-                                             confusion_to_scores,
-                                             default_thresholds,
-                                             evaluate_cam_dir,
-                                             format_sweep_report,
+from qaclims_mm.evaluation.cam_labels import cams_to_label
+from qaclims_mm.evaluation.cam_sweep import (default_thresholds,
                                              sweep_confusion, sweep_summary)
+from qaclims_mm.evaluation.confusion import (confusion_matrix,
+                                             confusion_to_scores)
+from qaclims_mm.evaluation.offline import evaluate_cam_dir
+from qaclims_mm.evaluation.report import format_sweep_report
 from qaclims_mm.utils.cam_file import save_cam
 
 NUM_CLASSES = 5  # object classes; N = 6 with background

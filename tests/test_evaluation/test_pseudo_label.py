@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from qaclims_mm.datasets.class_names import VOC_PALETTE
-from qaclims_mm.evaluation.cam_sweep import cams_to_label
-from qaclims_mm.refine.pseudo_label import write_pseudo_labels
+from qaclims_mm.evaluation.cam_labels import cams_to_label
+from qaclims_mm.refine.stages import write_pseudo_labels
 from qaclims_mm.utils.cam_file import save_cam
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -83,7 +83,8 @@ def test_errors(tmp_path):
     with pytest.raises(ValueError, match='cam_type'):
         write_pseudo_labels(cam_dir, [], out_dir, cam_type='low_res')
     with pytest.raises(ValueError, match='palette'):
-        write_pseudo_labels(cam_dir, [], out_dir, palette=VOC_PALETTE[:5])
+        write_pseudo_labels(cam_dir, [], out_dir, palette=VOC_PALETTE[:5],
+                            num_classes=20)
 
 
 def test_make_pseudo_labels_tool(tmp_path, capsys):
@@ -120,3 +121,25 @@ def test_eval_cam_tool(tmp_path, capsys):
     assert "split 'train'" in out and '0.155' in out
     assert 'mIoU 100.00' in out  # the best threshold recovers the GT
     assert out.strip().splitlines()[-1].startswith('best threshold:')
+
+
+def test_evaluate_cams_stage_api(tmp_path):
+    """The stage API behind eval_cam.py, called directly."""
+    from qaclims_mm.evaluation import evaluate_cams
+    cam_dir, gt_dir = str(tmp_path / 'cams'), str(tmp_path / 'gt')
+    data = make_cams(cam_dir)
+    os.makedirs(gt_dir)
+    for img_id, (high_res, keys) in data.items():
+        gt = cams_to_label(high_res, keys, 0.3).astype(np.uint8)
+        Image.fromarray(gt).save(osp.join(gt_dir, img_id + '.png'))
+    names = ('background', ) + tuple(f'c{i}' for i in range(20))
+    result = evaluate_cams(cam_dir, gt_dir, list(data), names, threshold=0.3)
+    assert result['mIoU'] == 1.0 and result['best_mIoU'] == 1.0
+    assert result['best_threshold'] == 0.3
+    assert result['conf'].shape == (len(result['thresholds']), 21, 21)
+    assert 'mIoU 100.00' in result['report']
+    only = evaluate_cams(cam_dir, gt_dir, list(data), names, threshold=0.3,
+                         sweep=None)
+    assert only['thresholds'].tolist() == [0.3]
+    with pytest.raises(ValueError, match='no image id'):
+        evaluate_cams(cam_dir, gt_dir, [], names)

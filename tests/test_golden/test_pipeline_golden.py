@@ -211,8 +211,7 @@ def random_walk_stage(voc_root: str, cam_dir: str, work: str) -> str:
     out = osp.join(work, 'rw')
     run_tool('make_sem_seg_labels', config, ckpt, '--cam-dir', cam_dir,
              '--out-dir', out, '--data-root', voc_root, '--ann-file',
-             osp.join(voc_root, SPLIT), '--device', 'cpu', '--num-workers',
-             '0', '--no-progress')
+             osp.join(voc_root, SPLIT), '--device', 'cpu', '--no-progress')
     return out
 
 

@@ -576,8 +576,10 @@ def test_other_no_lock_errnos(tmp_path, monkeypatch, code):
 
 def test_tool_no_lock_option(synthetic_voc_root, tmp_path, monkeypatch,
                              no_flock):
+    from qaclims_mm.qape.engines import base as engines_base
     tool = load_tool()
-    monkeypatch.setattr(tool, 'build_vqa_engine', lambda cfg: FakeEngine())
+    monkeypatch.setattr(engines_base, 'build_vqa_engine',
+                        lambda cfg: FakeEngine())
     labels_file = osp.join(synthetic_voc_root, 'cls_labels.json')
     split = osp.join(synthetic_voc_root, 'ImageSets/Segmentation/train.txt')
     out = str(tmp_path / 'qape')

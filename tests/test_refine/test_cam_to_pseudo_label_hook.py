@@ -12,9 +12,10 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 from qaclims_mm.datasets.class_names import VOC_PALETTE
-from qaclims_mm.evaluation.cam_sweep import cams_to_label
-from qaclims_mm.refine.ir_label import (IGNORE_COLOR, crf_threshold_label,
-                                        make_ir_label, read_rgb)
+from qaclims_mm.evaluation.cam_labels import cams_to_label
+from qaclims_mm.refine.ir_label import (crf_threshold_label, make_ir_label,
+                                        read_rgb)
+from qaclims_mm.utils.label_io import IGNORE_COLOR
 from qaclims_mm.utils.cam_file import load_cam
 from qaclims_mm.utils.io import read_split
 
@@ -31,15 +32,18 @@ def test_modes_are_checked():
     init_default_scope('mmseg')
     from qaclims_mm.engine.hooks.cam_to_pseudo_label_hook import \
         CAMToPseudoLabelHook
-    with pytest.raises(ValueError, match='irn_config and irn_checkpoint'):
-        CAMToPseudoLabelHook('out', mode='random_walk')
+    with pytest.raises(ValueError, match='config and checkpoint'):
+        CAMToPseudoLabelHook('out', refiner=dict(type='RandomWalkRefiner',
+                                                 irn=dict()))
     with pytest.raises(FileNotFoundError, match='nowhere.py'):
-        CAMToPseudoLabelHook('out', mode='random_walk',
-                             irn_config='nowhere.py', irn_checkpoint='x.pth')
-    with pytest.raises(ValueError, match='mode'):
-        CAMToPseudoLabelHook('out', mode='dense')
+        CAMToPseudoLabelHook('out', refiner=dict(
+            type='RandomWalkRefiner',
+            irn=dict(config='nowhere.py', checkpoint='x.pth')))
+    with pytest.raises(KeyError, match='DenseRefiner'):
+        CAMToPseudoLabelHook('out', refiner=dict(type='DenseRefiner'))
     with pytest.raises(ValueError, match='bg_thr'):
-        CAMToPseudoLabelHook('out', ir_label=True, fg_thr=0.1, bg_thr=0.3)
+        CAMToPseudoLabelHook('out', refiner=dict(
+            type='IRLabelRefiner', fg_threshold=0.1, bg_threshold=0.3))
 
 
 def test_refine_config_writes_crf_labels_of_train_aug():
@@ -55,8 +59,9 @@ def test_refine_config_writes_crf_labels_of_train_aug():
     crf_hooks = [
         h for h in hooks if type(h).__name__ == 'CAMToPseudoLabelHook'
     ]
-    assert len(crf_hooks) == 1 and crf_hooks[0].mode == 'crf'
-    assert not crf_hooks[0].ir_label
+    assert len(crf_hooks) == 1
+    assert type(crf_hooks[0].refiner).__name__ == 'CRFRefiner'
+    assert crf_hooks[0].refiner.threshold == 0.15
 
 
 def run_test_tool(config: str, ckpt: str, work: str) -> str:
@@ -97,7 +102,7 @@ _base_ = [{IRN_CONFIG!r}]
 model = dict(backbone=dict(depth=18, init_cfg=None),
              edge_head=dict(in_channels={R18_CHANNELS}),
              displacement_head=dict(in_channels={R18_CHANNELS}))
-infer_dataloader = dict(num_workers=0, dataset=dict(
+train_dataloader = dict(dataset=dict(
     data_root={synthetic_voc_root!r}, ann_file={str(root / 'ids.txt')!r}))
 """)
     torch.manual_seed(0)
@@ -125,14 +130,16 @@ test_dataloader = dict(
 custom_hooks = [
     dict(type='SaveCAMHook', out_dir={dirs['cams']!r}),
     dict(type='CAMToPseudoLabelHook', out_dir={dirs['thr']!r},
-         mode='threshold', threshold=0.15),
-    dict(type='CAMToPseudoLabelHook', out_dir={dirs['crf']!r}, mode='crf',
-         threshold=0.15, num_workers=2),
-    dict(type='CAMToPseudoLabelHook', out_dir={dirs['ir']!r}, mode='crf',
-         ir_label=True, fg_thr=0.30, bg_thr=0.10),
+         refiner=dict(type='ThresholdRefiner', threshold=0.15)),
+    dict(type='CAMToPseudoLabelHook', out_dir={dirs['crf']!r},
+         refiner=dict(type='CRFRefiner', threshold=0.15), num_workers=2),
+    dict(type='CAMToPseudoLabelHook', out_dir={dirs['ir']!r},
+         refiner=dict(type='IRLabelRefiner', fg_threshold=0.30,
+                      bg_threshold=0.10)),
     dict(type='CAMToPseudoLabelHook', out_dir={dirs['rw']!r},
-         mode='random_walk', irn_config={str(irn_config)!r},
-         irn_checkpoint={irn_ckpt!r}),
+         refiner=dict(type='RandomWalkRefiner',
+                      irn=dict(config={str(irn_config)!r},
+                               checkpoint={irn_ckpt!r}))),
 ]
 """)
     work = str(root / 'work')
@@ -227,7 +234,7 @@ def test_random_walk_mode_equals_the_tool(hook_run):
         np.testing.assert_array_equal(ours, ref)
         saw_fg |= bool((ours > 0).any())
     assert saw_fg
-    assert "mode='random_walk'" in hook_run['first']
+    assert 'RandomWalkRefiner(' in hook_run['first']
     # another background threshold into the same folder is refused, the
     # files stay as they are
     before = {n: os.stat(osp.join(out, n)).st_mtime_ns for n in names}

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from qaclims_mm.refine.crf import crf_from_labels
-from qaclims_mm.refine.ir_label import (IGNORE_COLOR, crf_threshold_label,
-                                        label_palette, make_ir_label,
-                                        make_ir_labels)
+from qaclims_mm.refine.ir_label import crf_threshold_label, make_ir_label
+from qaclims_mm.refine.stages import make_ir_labels
+from qaclims_mm.utils.label_io import IGNORE_COLOR, label_png_palette
 from qaclims_mm.utils.cam_file import save_cam
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -96,10 +96,11 @@ def test_ir_label_two_classes_and_no_class():
 
 
 def test_label_palette():
-    voc = label_palette(20)
+    from qaclims_mm.datasets.class_names import VOC_PALETTE, coco_palette
+    voc = label_png_palette(VOC_PALETTE)
     assert len(voc) == 256 and voc[1] == [128, 0, 0]
     assert voc[255] == list(IGNORE_COLOR) and voc[0] == [0, 0, 0]
-    coco = label_palette(80)
+    coco = label_png_palette(coco_palette(81))
     assert len(coco) == 256 and coco[81] == [0, 0, 0]
     assert len({tuple(c) for c in coco[:81]}) == 81
 

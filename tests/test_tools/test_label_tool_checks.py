@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from qaclims_mm.evaluation.cam_sweep import evaluate_cam_dir, sweep_confusion
+from qaclims_mm.evaluation.cam_sweep import sweep_confusion
+from qaclims_mm.evaluation.offline import evaluate_cam_dir
 from qaclims_mm.utils.cam_file import save_cam
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -86,8 +87,8 @@ def test_thresholds_are_checked_up_front(data, capsys, tool, argv, message):
 
 def test_library_threshold_checks(data):
     from qaclims_mm.evaluation.metrics.cam_metric import CAMIoUMetric
-    from qaclims_mm.refine.ir_label import make_ir_labels
-    from qaclims_mm.refine.pseudo_label import write_pseudo_labels
+    from qaclims_mm.refine.stages import make_ir_labels
+    from qaclims_mm.refine.stages import write_pseudo_labels
     out = str(data['tmp'] / 'out')
     with pytest.raises(ValueError, match='threshold must lie in'):
         write_pseudo_labels(data['cam'], data['ids'], out, threshold=2)
@@ -104,7 +105,7 @@ def test_eval_cam_stride4_is_upsampled(data, capsys):
     """``--cam-type cam`` scores the stride-4 maps upsampled 4x (bilinear,
     align_corners=False) and cropped to the GT, as the official random walk
     brings them to full resolution."""
-    from qaclims_mm.evaluation.cam_sweep import upsample_strided_cams
+    from qaclims_mm.evaluation.cam_labels import upsample_strided_cams
     thresholds = [0.15, 0.4]
     conf = evaluate_cam_dir(data['cam'], data['gt'], data['ids'], thresholds,
                             cam_type='cam')
@@ -132,7 +133,7 @@ def test_eval_cam_stride4_is_upsampled(data, capsys):
 
 def test_truncated_jpeg_names_id_and_path(data):
     pytest.importorskip('pydensecrf')
-    from qaclims_mm.refine.ir_label import make_ir_labels
+    from qaclims_mm.refine.stages import make_ir_labels
     bad = osp.join(data['img'], data['ids'][1] + '.jpg')
     with open(bad, 'rb') as f:
         head = f.read()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from qaclims_mm.refine.pseudo_label import write_pseudo_labels
+from qaclims_mm.refine.stages import write_pseudo_labels
 from qaclims_mm.utils.cam_file import save_cam
 from qaclims_mm.utils.output_settings import (SETTINGS_FILE,
                                               claim_output_dir,
@@ -93,7 +93,7 @@ def test_make_pseudo_labels_refuses_other_threshold(tmp_path, capsys):
 
 def test_make_ir_labels_refuses_other_thresholds(tmp_path):
     pytest.importorskip('pydensecrf')
-    from qaclims_mm.refine.ir_label import make_ir_labels
+    from qaclims_mm.refine.stages import make_ir_labels
     cam_dir, img_dir = str(tmp_path / 'cams'), tmp_path / 'img'
     ids = ['a', 'b']
     make_cams(cam_dir, ids, size=(20, 24))

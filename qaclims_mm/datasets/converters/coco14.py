@@ -41,9 +41,9 @@ import os.path as osp
 from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
 
 import numpy as np
-from PIL import Image
 
-from ...utils.io import atomic_write_bytes, atomic_write_text
+from ...utils.io import atomic_write_text
+from ...utils.label_io import write_label_png
 from ..class_names import COCO_CATEGORY_IDS, COCO_CLASSES, coco_palette
 from ..labels_file import load_labels_file, save_labels_file
 
@@ -53,8 +53,8 @@ COCO_CATEGORY_TO_INDEX: Dict[int, int] = {
     for idx, cat_id in enumerate(COCO_CATEGORY_IDS)
 }
 
-# Flat RGB palette of the mask PNGs (background black, then 80 classes).
-_PALETTE_FLAT: List[int] = [v for rgb in coco_palette(81) for v in rgb]
+# The colours of the mask PNGs (background black, then 80 classes).
+_PALETTE = coco_palette(81)
 
 # Images handed to the worker pool per round; bounds the memory taken by the
 # queued (pickled) annotations on the 82k-image train split.
@@ -244,11 +244,7 @@ def render_semantic_mask(coco, image_id: int,
 
 def save_mask_png(path: str, semantic: np.ndarray) -> None:
     """Write a label map atomically as a palette PNG (:func:`coco_palette`)."""
-    png = Image.fromarray(semantic, mode='P')
-    png.putpalette(_PALETTE_FLAT)
-    buf = io.BytesIO()
-    png.save(buf, format='PNG')
-    atomic_write_bytes(path, buf.getvalue())
+    write_label_png(path, semantic, _PALETTE)
 
 
 # --------------------------------------------------------------- worker pool

@@ -23,7 +23,8 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 from PIL import Image
 
-from ...utils.io import atomic_open, atomic_write_text, read_split
+from ...utils.io import atomic_write_text, read_split
+from ...utils.label_io import label_png_palette, write_label_png
 from ..class_names import VOC_CLASSES, VOC_PALETTE, voc_xml_name_to_index
 from ..labels_file import save_labels_file
 
@@ -81,14 +82,9 @@ def load_sbd_mask(path: str) -> np.ndarray:
 
 def save_index_png(path: str, mask: np.ndarray,
                    palette: Optional[list] = None) -> None:
-    """Save an index mask as a palette PNG (atomic)."""
-    img = Image.fromarray(mask.astype(np.uint8), mode='P')
-    flat = [v for rgb in (palette or VOC_PALETTE) for v in rgb]
-    flat += [0] * (768 - len(flat))
-    flat[255 * 3:256 * 3] = [224, 224, 192]  # the VOC colour of "void"
-    img.putpalette(flat)
-    with atomic_open(path, 'wb') as f:
-        img.save(f, format='PNG')
+    """Save an index mask as a palette PNG (atomic), VOC colours by default,
+    255 ("void") in VOC's void colour (:func:`label_png_palette`)."""
+    write_label_png(path, mask, label_png_palette(palette or VOC_PALETTE))
 
 
 def _write_split(path: str, ids: List[str]) -> None:

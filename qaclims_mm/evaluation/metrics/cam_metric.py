@@ -10,9 +10,10 @@ from mmengine.logging import MMLogger, print_log
 from mmseg.registry import METRICS
 
 from ...utils.cam_file import find_cam_file, load_cam
-from ..cam_sweep import (check_threshold, default_thresholds,
-                         format_sweep_report, sweep_confusion, sweep_summary,
-                         upsample_strided_cams)
+from ..cam_labels import (DEFAULT_CAM_THRESHOLD, check_threshold,
+                          upsample_strided_cams)
+from ..cam_sweep import default_thresholds, sweep_confusion, sweep_summary
+from ..report import format_sweep_report
 
 CAM_TYPES = ('high_res', 'cam')
 
@@ -68,7 +69,7 @@ class CAMIoUMetric(BaseMetric):
             resolution, the official choice) or ``'cam'`` (stride 4,
             upsampled 4x bilinearly and cropped to the GT size as the
             official random-walk step does, see
-            :func:`~qaclims_mm.evaluation.cam_sweep.upsample_strided_cams`).
+            :func:`~qaclims_mm.evaluation.cam_labels.upsample_strided_cams`).
             Defaults to ``'high_res'``.
         ignore_index (int): GT label that is not scored. Defaults to 255.
         split (str, optional): Split name printed with the results. Defaults
@@ -87,7 +88,7 @@ class CAMIoUMetric(BaseMetric):
     """
 
     def __init__(self,
-                 threshold: float = 0.15,
+                 threshold: float = DEFAULT_CAM_THRESHOLD,
                  sweep: Optional[Tuple[float, float, float]] = (0.05, 0.59,
                                                                 0.01),
                  cam_type: str = 'high_res',

@@ -21,8 +21,9 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmseg.registry import METRICS
 
-from ..cam_sweep import (confusion_to_scores, read_label_png,
-                         sum_over_gt_images)
+from ...utils.label_io import read_label_png
+from ..confusion import confusion_to_scores
+from ..offline import sum_over_gt_images
 
 Settings = Union[None, str, Mapping]
 

@@ -6,8 +6,13 @@ use it on machines where only the light OpenMMLab packages are installed.
 import math
 from typing import Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+#: The background score of the CAM evaluation and of threshold pseudo labels
+#: (``cam_eval_thres`` of the official code, spec §6.2).
+DEFAULT_CAM_THRESHOLD = 0.15
 
 
 def flip_fused_cams(maps: torch.Tensor) -> torch.Tensor:
@@ -93,7 +98,11 @@ def cams_to_seg(cams: torch.Tensor, keys: torch.Tensor,
                 threshold: float) -> torch.Tensor:
     """Label map from ``[K, H, W]`` CAMs: a background plane at ``threshold``.
 
-    Ties go to background; ``K = 0`` gives all background.
+    The one home of the background-threshold argmax: a constant plane of
+    value ``threshold`` (in the CAM dtype) is prepended, the argmax is taken
+    over channels and ties go to the first channel, i.e. background, as the
+    official ``np.pad`` + ``np.argmax``; ``K = 0`` gives all background.
+    :func:`cams_to_label` is its numpy entry point.
 
     Args:
         cams (torch.Tensor): ``[K, H, W]`` CAMs.
@@ -108,3 +117,35 @@ def cams_to_seg(cams: torch.Tensor, keys: torch.Tensor,
     idx = torch.cat([bg, cams], dim=0).argmax(dim=0)
     lut = torch.cat([keys.new_zeros(1), keys.long() + 1]).to(idx.device)
     return lut[idx]
+
+
+def cams_to_label(cams: np.ndarray, keys: np.ndarray,
+                  threshold: float) -> np.ndarray:
+    """Numpy entry point of :func:`cams_to_seg` (same labels, bit for bit).
+
+    Args:
+        cams (np.ndarray): ``[K, H, W]`` CAMs (``K`` may be 0); integer maps
+            are compared as float32.
+        keys (np.ndarray): ``[K]`` 0-based class indices of the maps.
+        threshold (float): The background score.
+
+    Returns:
+        np.ndarray: ``[H, W]`` int64 labels, 0 = background, ``1..C`` classes.
+
+    Raises:
+        ValueError: for maps that are not ``[K, H, W]`` or a key count that
+            differs from ``K``.
+    """
+    cams = np.asarray(cams)
+    if cams.ndim != 3:
+        raise ValueError(f'CAMs must have shape [K, H, W], got {cams.shape}')
+    if not np.issubdtype(cams.dtype, np.floating):
+        cams = cams.astype(np.float32)
+    keys = np.asarray(keys).astype(np.int64, copy=False).reshape(-1)
+    if keys.size != cams.shape[0]:
+        raise ValueError(f'{keys.size} class keys for {cams.shape[0]} CAM '
+                         f'maps')
+    labels = cams_to_seg(torch.from_numpy(np.ascontiguousarray(cams)),
+                         torch.from_numpy(np.ascontiguousarray(keys)),
+                         threshold)
+    return labels.numpy()
