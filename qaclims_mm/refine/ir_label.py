@@ -29,10 +29,10 @@ import numpy as np
 
 from ..datasets.class_names import VOC_PALETTE, coco_palette
 from ..evaluation.cam_sweep import check_threshold
+from ..structures.crf import crf_from_labels, require_pydensecrf
 from ..utils.cam_file import find_cam_file, load_cam
 from ..utils.io import atomic_write_bytes
 from ..utils.output_settings import claim_output_dir, release_output_dir
-from .crf import crf_from_labels, require_pydensecrf
 from .pseudo_label import label_to_png_bytes
 
 #: Label of pixels that are not trained on (the IR-label uncertainty band).
@@ -103,7 +103,7 @@ def make_ir_label(image_rgb: Optional[np.ndarray],
         bg_thr (float): Background score for the confident background.
             Defaults to 0.10 (``conf_bg_thres``).
         crf_cfg (dict, optional): Keyword arguments of
-            :func:`~qaclims_mm.refine.crf.crf_from_labels` overriding its
+            :func:`~qaclims_mm.structures.crf.crf_from_labels` overriding its
             official defaults (``n_iters``, ``gt_prob``, ...). Defaults to
             None.
         use_crf (bool): Refine both threshold maps with the CRF, as the

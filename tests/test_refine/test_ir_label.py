@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from qaclims_mm.refine.crf import crf_from_labels
+from qaclims_mm.structures.crf import crf_from_labels
 from qaclims_mm.refine.ir_label import (IGNORE_COLOR, crf_threshold_label,
                                         label_palette, make_ir_label,
                                         make_ir_labels)

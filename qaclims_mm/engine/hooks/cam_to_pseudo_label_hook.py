@@ -10,10 +10,10 @@ from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
 from ...evaluation.cam_sweep import cams_to_label, check_threshold
-from ...refine.crf import require_pydensecrf
 from ...refine.ir_label import (check_ir_thresholds, crf_threshold_label,
                                 label_palette, make_ir_label, read_rgb)
 from ...refine.pseudo_label import label_to_png_bytes
+from ...structures.crf import require_pydensecrf
 from ...utils.io import atomic_write_bytes
 from ...utils.output_settings import claim_output_dir, release_output_dir
 
@@ -68,7 +68,7 @@ class CAMToPseudoLabelHook(Hook):
     - ``'threshold'``: a background plane at ``threshold``, argmax (the
       labels that the CAM metric scores, spec §6.2);
     - ``'crf'``: those labels refined by the dense CRF
-      (:func:`~qaclims_mm.refine.crf.crf_from_labels`, §6.3 parameters) on
+      (:func:`~qaclims_mm.structures.crf.crf_from_labels`, §6.3 parameters) on
       the image read from the sample's ``img_path``;
     - ``'random_walk'``: IRNet boundaries + random walk on the stride-4
       ``pred_cam['cam']`` (spec §6.5): a trained IRNet is loaded from
