@@ -22,8 +22,10 @@ warnings.simplefilter('ignore')
 CORE = [
     'qaclims_mm.models.losses', 'qaclims_mm.models.utils',
     'qaclims_mm.models.clip', 'qaclims_mm.refine.random_walk',
-    'qaclims_mm.refine.path_index', 'qaclims_mm.qape.engines',
-    'qaclims_mm.qape', 'qaclims_mm.models.heads.ritc_head'
+    'qaclims_mm.structures.path_index', 'qaclims_mm.qape.engines',
+    'qaclims_mm.qape', 'qaclims_mm.models.heads.ritc_head',
+    'qaclims_mm.structures.crf', 'qaclims_mm.structures.image_decoding',
+    'qaclims_mm.structures.text_cache_format'
 ]
 
 

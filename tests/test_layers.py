@@ -41,21 +41,7 @@ NOT_LOADED_BY_IMPORT = ('qaclims_mm.testing', 'qaclims_mm.synthetic')
 
 #: ``importer -> imported`` pairs that break the layers today. Remove an
 #: entry when its import goes; never add one.
-KNOWN_VIOLATIONS: Set[str] = {
-    # datasets -> stage APIs
-    'qaclims_mm.datasets.transforms.affinity_labels -> '
-    'qaclims_mm.refine.path_index',
-    'qaclims_mm.datasets.transforms.qa_corpus -> qaclims_mm.qape.text_cache',
-    # models -> datasets (sibling) and -> stage APIs
-    'qaclims_mm.models.heads.text_sources -> qaclims_mm.qape.text_cache',
-    'qaclims_mm.models.segmentors.irn -> qaclims_mm.refine.path_index',
-    'qaclims_mm.models.segmentors.msc_encoder_decoder -> '
-    'qaclims_mm.datasets.image_decoding',
-    'qaclims_mm.models.segmentors.msc_encoder_decoder -> '
-    'qaclims_mm.refine.crf',
-    # a stage API -> the package root
-    'qaclims_mm.qape.runner -> qaclims_mm',
-}
+KNOWN_VIOLATIONS: Set[str] = set()
 
 
 def layer_table(layers: Tuple[str, ...]) -> Dict[str, Tuple[int, bool]]:

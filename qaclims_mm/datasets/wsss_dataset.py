@@ -6,9 +6,10 @@ from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
+from ..structures.image_decoding import (IMAGE_COLOR_TYPE,
+                                         ORIENTATION_FREE_COLOR_TYPES)
 from ..utils.io import read_split
 from .class_names import COCO_CLASSES, VOC_CLASSES, VOC_PALETTE, coco_palette
-from .image_decoding import IMAGE_COLOR_TYPE, ORIENTATION_FREE_COLOR_TYPES
 from .labels_file import load_labels_file
 
 
@@ -83,8 +84,9 @@ class WSSSDataset(BaseSegDataset):
         """Warn when the pipeline decodes images with EXIF orientation.
 
         The official code ignores the orientation tag (imageio / PIL), and so
-        do our IR-label and CRF steps (:mod:`..image_decoding`); mmcv's
-        default ``color_type='color'`` applies it.
+        do our IR-label and CRF steps
+        (:mod:`~qaclims_mm.structures.image_decoding`); mmcv's default
+        ``color_type='color'`` applies it.
         """
         for t in getattr(self.pipeline, 'transforms', []):
             color_type = getattr(t, 'color_type', None)

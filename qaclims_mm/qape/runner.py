@@ -137,10 +137,10 @@ def items_from_dataset_config(config_path: str,
         list[ImageItem]: One item per labelled image, in split (or labels
         file) order.
     """
-    import qaclims_mm  # noqa: F401  (registers the datasets)
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS
 
+    from .. import datasets  # noqa: F401  (registers the WSSS datasets)
     from ..utils.config import load_config
     cfg = load_config(config_path, cfg_options=cfg_options)
     if dataloader not in cfg or 'dataset' not in cfg[dataloader]:

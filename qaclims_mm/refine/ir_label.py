@@ -29,7 +29,7 @@ import numpy as np
 from ..evaluation.cam_labels import DEFAULT_CAM_THRESHOLD, check_threshold
 from ..models.utils.cam_ops import cams_to_label
 from ..utils.label_io import IGNORE_INDEX
-from .crf import crf_from_labels
+from ..structures.crf import crf_from_labels
 
 
 def threshold_channels(high_res: np.ndarray, threshold: float) -> np.ndarray:
@@ -70,7 +70,7 @@ def make_ir_label(image_rgb: Optional[np.ndarray],
         bg_thr (float): Background score for the confident background.
             Defaults to 0.10 (``conf_bg_thres``).
         crf_cfg (dict, optional): Keyword arguments of
-            :func:`~qaclims_mm.refine.crf.crf_from_labels` overriding its
+            :func:`~qaclims_mm.structures.crf.crf_from_labels` overriding its
             official defaults (``n_iters``, ``gt_prob``, ...). Defaults to
             None.
         use_crf (bool): Refine both threshold maps with the CRF, as the

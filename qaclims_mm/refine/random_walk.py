@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .path_index import PathIndex
+from ..structures.path_index import PathIndex
 
 Device = Union[str, torch.device, None]
 

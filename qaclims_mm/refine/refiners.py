@@ -126,13 +126,13 @@ class CRFRefiner(BaseRefiner):
     Args:
         threshold (float): The background score. Defaults to 0.15.
         crf_cfg (dict, optional): Overrides of the CRF parameters of
-            :func:`~qaclims_mm.refine.crf.crf_from_labels`. Defaults to None.
+            :func:`~qaclims_mm.structures.crf.crf_from_labels`. Defaults to None.
     """
     needs_image = True
 
     def __init__(self, threshold: float = DEFAULT_CAM_THRESHOLD,
                  crf_cfg: Optional[Dict] = None) -> None:
-        from .crf import require_pydensecrf
+        from ..structures.crf import require_pydensecrf
         require_pydensecrf()  # fail at build time, with the install hint
         self.threshold = check_threshold(threshold, 'threshold')
         self.crf_cfg = dict(crf_cfg) if crf_cfg else None
@@ -174,7 +174,7 @@ class IRLabelRefiner(BaseRefiner):
         self.use_crf = bool(use_crf)
         self.needs_image = self.use_crf
         if self.use_crf:
-            from .crf import require_pydensecrf
+            from ..structures.crf import require_pydensecrf
             require_pydensecrf()
         self.crf_cfg = dict(crf_cfg) if crf_cfg else None
 

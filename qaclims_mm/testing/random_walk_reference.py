@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..refine.path_index import PathIndex
+from ..structures.path_index import PathIndex
 from ..refine.random_walk import _check_inputs
 
 

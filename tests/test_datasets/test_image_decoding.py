@@ -13,7 +13,7 @@ from mmseg.registry import TRANSFORMS
 from PIL import Image
 
 import qaclims_mm  # noqa: F401
-from qaclims_mm.datasets.image_decoding import (IMAGE_COLOR_TYPE,
+from qaclims_mm.structures.image_decoding import (IMAGE_COLOR_TYPE,
                                                 ORIENTATION_FREE_COLOR_TYPES,
                                                 read_image)
 

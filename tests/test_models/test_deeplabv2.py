@@ -31,7 +31,7 @@ from qaclims_mm.models.segmentors.msc_encoder_decoder import (  # noqa: E402
     dense_crf_labels, resize_labels_nearest)
 from qaclims_mm.models.utils.deeplab_checkpoint import \
     convert_deeplab_resnet101_state_dict  # noqa: E402
-from qaclims_mm.refine.crf import crf_from_probs  # noqa: E402
+from qaclims_mm.structures.crf import crf_from_probs  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 V2_CONFIG = osp.join(

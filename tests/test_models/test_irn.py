@@ -22,7 +22,7 @@ from mmseg.registry import MODELS, TRANSFORMS
 from qaclims_mm.datasets.transforms.affinity_labels import \
     affinity_labels_from_seg
 from qaclims_mm.models.heads.irn_heads import irn_affinity_displacement_loss
-from qaclims_mm.refine.path_index import PathIndex
+from qaclims_mm.structures.path_index import PathIndex
 from qaclims_mm.utils.cam_file import save_cam
 from qaclims_mm.utils.io import read_split
 

@@ -11,9 +11,9 @@ import torch
 from qaclims_mm.datasets.class_names import VOC_CLASSES
 from qaclims_mm.qape.corpus import build_corpus, save_corpus
 from qaclims_mm.qape.questions import build_question_set
-from qaclims_mm.qape.text_cache import (TextFeatureCache, build_text_cache,
-                                        load_text_cache_index,
-                                        load_text_encoder)
+from qaclims_mm.qape.text_cache import build_text_cache, load_text_encoder
+from qaclims_mm.structures.text_cache_format import (TextFeatureCache,
+                                                     load_text_cache_index)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_CFG = {

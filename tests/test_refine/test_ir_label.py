@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from qaclims_mm.refine.crf import crf_from_labels
+from qaclims_mm.structures.crf import crf_from_labels
 from qaclims_mm.refine.ir_label import crf_threshold_label, make_ir_label
 from qaclims_mm.refine.stages import make_ir_labels
 from qaclims_mm.utils.label_io import IGNORE_COLOR, label_png_palette

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from qaclims_mm.refine.path_index import (PathIndex, direction_paths,
+from qaclims_mm.structures.path_index import (PathIndex, direction_paths,
                                           search_directions)
 
 

@@ -18,7 +18,7 @@ from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 from mmseg.registry import TRANSFORMS
 
-from ...refine.path_index import PathIndex
+from ...structures.path_index import PathIndex
 from .wsss_transforms import rescale_size, resize_image, resize_results
 
 

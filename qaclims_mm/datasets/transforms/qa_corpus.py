@@ -13,7 +13,7 @@ from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 
-from ...qape.text_cache import TextFeatureCache
+from ...structures.text_cache_format import TextFeatureCache
 
 
 @TRANSFORMS.register_module()

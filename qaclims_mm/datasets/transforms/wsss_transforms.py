@@ -22,7 +22,7 @@ The horizontal flip of each scale is done by the model on the tensor (exact).
 
 ``LoadImageFromFile`` takes ``color_type='color_ignore_orientation'`` in every
 config: the official code (imageio / PIL) ignores the EXIF orientation, mmcv's
-default applies it (:mod:`qaclims_mm.datasets.image_decoding`).
+default applies it (:mod:`qaclims_mm.structures.image_decoding`).
 """
 from typing import Dict, Optional, Sequence, Tuple, Union
 

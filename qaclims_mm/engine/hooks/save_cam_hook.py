@@ -104,7 +104,7 @@ class SaveCAMHook(Hook):
                 self._save_overlay(sample, img_id)
 
     def _save_overlay(self, sample, img_id: str) -> None:
-        from ...datasets.image_decoding import read_image
+        from ...structures.image_decoding import read_image
         image = read_image(sample.img_path, channel_order='bgr')
         cams = sample.pred_cam['high_res'].detach().cpu().numpy()
         titles = [self._classes[k] for k in sample.pred_cam['keys'].tolist()]

@@ -3,7 +3,7 @@
 mmseg's ``SegVisualizationHook`` (``tools/test.py --show`` / ``--show-dir``)
 decodes each image with ``mmcv.imfrombytes(channel_order='rgb')``, which
 applies the EXIF ``Orientation`` tag: on an EXIF-rotated JPEG the prediction,
-made on the image as stored (see :mod:`qaclims_mm.datasets.image_decoding`),
+made on the image as stored (see :mod:`qaclims_mm.structures.image_decoding`),
 would be painted onto the rotated picture, or fail on the size mismatch.
 """
 import os.path as osp
@@ -15,7 +15,7 @@ import numpy as np
 from mmseg.engine.hooks import SegVisualizationHook
 from mmseg.registry import HOOKS
 
-from ...datasets.image_decoding import IMAGE_COLOR_TYPE, read_image
+from ...structures.image_decoding import IMAGE_COLOR_TYPE, read_image
 
 
 def read_image_for_display(img_path: str,
@@ -28,7 +28,7 @@ def read_image_for_display(img_path: str,
             backend given by ``backend_args``).
         backend_args (dict, optional): MMEngine file backend arguments; None
             reads a local file with
-            :func:`~qaclims_mm.datasets.image_decoding.read_image`.
+            :func:`~qaclims_mm.structures.image_decoding.read_image`.
 
     Returns:
         np.ndarray: ``[H, W, 3]`` RGB.

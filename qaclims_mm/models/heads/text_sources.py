@@ -98,7 +98,7 @@ class QACorpusTextSource(nn.Module):
 def _read_prompt_cache(cache: str) -> Tuple[np.ndarray, np.ndarray]:
     """``(class_features [C, D], prompt features [P, D])`` of a cache."""
     # the text-cache format lives with the QAPE tools that write it
-    from ...qape.text_cache import TextFeatureCache
+    from ...structures.text_cache_format import TextFeatureCache
     reader = TextFeatureCache(cache)
     if reader.prompt != '{}' or reader.img_row:
         raise ValueError(

@@ -8,7 +8,7 @@ from mmseg.models.segmentors import BaseSegmentor
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from ...refine.path_index import PathIndex
+from ...structures.path_index import PathIndex
 from ..heads.irn_heads import irn_affinity_displacement_loss
 from .checkpoint_guard import StrictCheckpointMixin
 

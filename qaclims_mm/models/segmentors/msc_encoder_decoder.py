@@ -33,8 +33,8 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import add_prefix
 from torch import Tensor
 
-from ...datasets.image_decoding import read_image
-from ...refine.crf import crf_from_probs
+from ...structures.crf import crf_from_probs
+from ...structures.image_decoding import read_image
 from .checkpoint_guard import StrictCheckpointMixin
 
 #: DeepLab's dCRF settings (spec §6.7; ``CRF`` section of the CLIMS configs).
