@@ -61,7 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                      'as the official tool')
     src.add_argument('--img-dir', help='folder of <id><--img-suffix>')
     src.add_argument('--img-suffix', default='.jpg')
-    src.add_argument('--labels-file', help='labels JSON or cls_labels.npy')
+    src.add_argument('--labels-file',
+                     help='labels JSON (an official cls_labels.npy: convert '
+                     'it once, tools/convert_official_labels.py)')
     src.add_argument('--classes', default='voc', choices=['voc', 'coco'])
 
     eng = parser.add_argument_group('engine')

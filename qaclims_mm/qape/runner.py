@@ -180,7 +180,8 @@ def items_from_files(split_file: Optional[str],
         split_file (str, optional): Image ids, one per line: ask only these.
             None = every image in ``labels_file`` (official).
         img_dir (str): Folder of ``<id><img_suffix>``.
-        labels_file (str): Our labels JSON or the official ``cls_labels.npy``.
+        labels_file (str): Our labels JSON (the official ``cls_labels.npy``
+            is refused unless converted: tools/convert_official_labels.py).
         classes (str | Sequence[str]): ``'voc'``, ``'coco'`` or the names.
         img_suffix (str): Defaults to ``'.jpg'``.
 

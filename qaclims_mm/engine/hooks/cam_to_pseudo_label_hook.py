@@ -65,8 +65,8 @@ class CAMToPseudoLabelHook(Hook):
         out_dir (str): Output folder; relative to the runner's ``work_dir``
             unless absolute.
         refiner (dict | BaseRefiner): The refiner (a config of
-            :data:`~qaclims_mm.utils.registry.REFINERS`, or a built one). Defaults to
-            ``dict(type='ThresholdRefiner', threshold=0.15)``.
+            :data:`~qaclims_mm.utils.registry.REFINERS`, or a built one).
+            Defaults to ``dict(type='ThresholdRefiner', threshold=0.15)``.
         overwrite (bool): Rewrite PNGs that exist and accept a folder
             recorded with other settings. Defaults to False.
         num_workers (int): CPU processes for the refiner (the CRF is slow);
