@@ -154,7 +154,6 @@ def test_irn_through_init_model_and_inference_model(assets):
     from mmseg.apis import inference_model, init_model
     cfg = tiny_config('configs/irn/irn_r50_1xb32-3e_voc12aug-512x512.py',
                       assets)
-    cfg.test_pipeline = cfg.infer_pipeline
     ckpt = tiny_checkpoint(cfg, str(assets['root'] / 'irn.pth'))
     model = init_model(cfg, ckpt, device='cpu')
     edge = inference_model(model, assets['img']).pred_edge.data
