@@ -260,3 +260,29 @@ def test_vlm_engine_answers_every_question(tiny_llava, images):
 def test_normalize_answer():
     assert normalize_answer(' A Red car.\n') == 'a red car'
     assert normalize_answer('Dining table!') == 'dining table'
+
+
+def test_settings_keys_stay_stable(tiny_blip, tiny_llava):
+    """The runner compares stored settings on resume: the shared base
+    (LocalModelVQAEngine) must keep every key, value and the order."""
+    blip = BlipVQAEngine(tiny_blip, device='cpu', dtype='float32',
+                         batch_size=3, image_batch_size=2)
+    settings = blip.answer_settings()
+    assert list(settings) == [
+        'type', 'model_path', 'dtype', 'image_size',
+        'interpolate_pos_encoding', 'mean', 'std', 'max_question_tokens',
+        'enc_token_id', 'clean_up_tokenization_spaces', 'num_beams',
+        'max_length', 'min_length']
+    assert settings['type'] == 'BlipVQAEngine'
+    assert settings['dtype'] == 'fp32'
+    assert blip.runtime_settings() == dict(device='cpu', batch_size=3,
+                                           image_batch_size=2)
+    vlm = ImageTextToTextVQAEngine(tiny_llava, device='cpu',
+                                   dtype='float32', batch_size=2)
+    settings = vlm.answer_settings()
+    assert list(settings) == [
+        'type', 'model_path', 'dtype', 'prompt', 'use_chat_template',
+        'normalize', 'max_new_tokens', 'num_beams', 'do_sample']
+    assert settings['type'] == 'ImageTextToTextVQAEngine'
+    assert settings['dtype'] == 'fp32'
+    assert vlm.runtime_settings() == dict(device='cpu', batch_size=2)
