@@ -4,10 +4,14 @@ Each rule a tool's command line follows is written once here: which image
 ids a split file lists, how ``--dataset`` / ``--num-classes`` give the class
 names of an evaluation, the options of a tool that writes one PNG per image,
 and how a stage's ``OSError`` / ``ValueError`` (which name the image or
-folder) become a one-line ``error:`` exit.
+folder) become a one-line ``error:`` exit; the launcher options of the
+runner fronts.
 """
 import argparse
+import os
 from typing import Any, Callable, List, Optional, Sequence, TypeVar
+
+from mmengine.config import DictAction
 
 from .io import read_split
 from .metainfo import DEFAULT_DATASET, dataset_metainfo
@@ -109,3 +113,25 @@ def run_or_exit(stage: Callable[..., T], *args, **kwargs) -> T:
         return stage(*args, **kwargs)
     except (OSError, ValueError) as e:
         raise SystemExit(f'error: {e}') from None
+
+
+def add_launcher_args(parser: argparse.ArgumentParser) -> None:
+    """Add the options every runner front (``tools/train.py``,
+    ``tools/test.py``) shares with MMSegmentation's tools:
+    ``--cfg-options``, ``--launcher`` and ``--local_rank``; parse with
+    :func:`parse_launcher_args`."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_launcher_args(parser: argparse.ArgumentParser,
+                        argv: Optional[Sequence[str]] = None
+                        ) -> argparse.Namespace:
+    """Parse ``argv`` and export ``--local_rank`` as ``LOCAL_RANK`` unless
+    the launcher (``torch.distributed.run``) has set it already."""
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args

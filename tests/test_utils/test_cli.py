@@ -70,3 +70,19 @@ def test_run_or_exit_and_empty_split(tmp_path):
         read_split_or_exit(str(split))
     split.write_text('a\nb\n')
     assert read_split_or_exit(str(split)) == ['a', 'b']
+
+
+def test_launcher_args_export_local_rank(monkeypatch):
+    from qaclims_mm.utils.cli import add_launcher_args, parse_launcher_args
+    p = argparse.ArgumentParser()
+    add_launcher_args(p)
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    args = parse_launcher_args(p, ['--local-rank', '3', '--launcher',
+                                   'pytorch', '--cfg-options', 'a.b=1'])
+    assert (args.local_rank, args.launcher) == (3, 'pytorch')
+    assert args.cfg_options == {'a.b': 1}
+    import os
+    assert os.environ['LOCAL_RANK'] == '3'
+    monkeypatch.setenv('LOCAL_RANK', '1')  # the launcher's value wins
+    parse_launcher_args(p, ['--local_rank', '5'])
+    assert os.environ['LOCAL_RANK'] == '1'
