@@ -286,3 +286,15 @@ def test_settings_keys_stay_stable(tiny_blip, tiny_llava):
     assert settings['type'] == 'ImageTextToTextVQAEngine'
     assert settings['dtype'] == 'fp32'
     assert vlm.runtime_settings() == dict(device='cpu', batch_size=2)
+
+
+def test_question_lists_must_match_images(tiny_blip, images):
+    from qaclims_mm.qape.engines.base import check_question_lists
+    with pytest.raises(ValueError, match='2 images but 1 question lists'):
+        check_question_lists([0, 1], [['q']])
+    engine = BlipVQAEngine(tiny_blip, device='cpu')
+    with pytest.raises(ValueError, match='3 images but 1 question lists'):
+        engine.answer(images, [['what is above the cat?']])
+    with pytest.raises(ValueError, match='1 images but 2 question lists'):
+        engine.answer_preprocessed([engine.preprocess(images[0])],
+                                   [['a?'], ['b?']])

@@ -97,6 +97,21 @@ def missing_model_message(model_path: str, hub_id: str) -> str:
             + (f' (looked for {model_path!r}).' if model_path else '.'))
 
 
+def check_question_lists(inputs: Sequence[Any],
+                         questions: Sequence[Sequence[str]]) -> None:
+    """Refuse a batch whose images and question lists differ in number.
+
+    Args:
+        inputs (Sequence): Images (or their preprocessed form).
+        questions (Sequence[Sequence[str]]): One question list per image.
+
+    Raises:
+        ValueError: naming both counts.
+    """
+    if len(inputs) != len(questions):
+        raise ValueError(f'{len(inputs)} images but {len(questions)} '
+                         f'question lists')
+
 class VQAEngine(metaclass=ABCMeta):
     """Answers a list of questions for each image of a batch.
 
@@ -136,9 +151,7 @@ class VQAEngine(metaclass=ABCMeta):
             list[list[str]]: For each image, one raw answer per question, in
             the order of its questions.
         """
-        if len(images) != len(questions):
-            raise ValueError(f'{len(images)} images but {len(questions)} '
-                             f'question lists')
+        check_question_lists(images, questions)
         return self.answer_preprocessed(
             [self.preprocess(img.convert('RGB')) for img in images], questions)
 

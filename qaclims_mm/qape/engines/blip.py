@@ -45,7 +45,7 @@ from PIL import Image
 
 from ...structures.normalization import CLIP_MEAN, CLIP_STD
 from .base import (VQA_ENGINES, LocalModelVQAEngine, check_model_dir,
-                   missing_model_message)
+                   check_question_lists, missing_model_message)
 
 #: The Hugging Face port of the official checkpoint.
 BLIP_VQA_HUB_ID = 'Salesforce/blip-vqa-capfilt-large'
@@ -315,9 +315,7 @@ class BlipVQAEngine(LocalModelVQAEngine):
         Returns:
             list[list[str]]: Answers per image, in question order.
         """
-        if len(inputs) != len(questions):
-            raise ValueError(f'{len(inputs)} images but {len(questions)} '
-                             f'question lists')
+        check_question_lists(inputs, questions)
         if not inputs:
             return []
         image_embeds = self.encode_images(torch.stack(list(inputs)))

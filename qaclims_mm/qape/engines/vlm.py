@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from .base import (VQA_ENGINES, LocalModelVQAEngine, check_model_dir,
-                   missing_model_message)
+                   check_question_lists, missing_model_message)
 
 #: An example instruction model (any image-text-to-text model works).
 VLM_EXAMPLE_HUB_ID = 'llava-hf/llava-1.5-7b-hf'
@@ -168,9 +168,7 @@ class ImageTextToTextVQAEngine(LocalModelVQAEngine):
         Returns:
             list[list[str]]: Answers per image, in question order.
         """
-        if len(inputs) != len(questions):
-            raise ValueError(f'{len(inputs)} images but {len(questions)} '
-                             f'question lists')
+        check_question_lists(inputs, questions)
         flat_images = [img for img, qs in zip(inputs, questions) for _ in qs]
         flat_texts = [self.build_prompt(q) for qs in questions for q in qs]
         answers: List[str] = []
