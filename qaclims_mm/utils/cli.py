@@ -135,3 +135,38 @@ def parse_launcher_args(parser: argparse.ArgumentParser,
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
+
+
+def add_trust_pickle_arg(parser: argparse.ArgumentParser,
+                         files: str = 'the .npy files',
+                         when: str = 'required') -> None:
+    """Add ``--trust-pickle``, the explicit opt-in a converter of official
+    (pickled) files needs; check it with :func:`require_trust_pickle`.
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+        files (str): What is unpickled, for the help. Defaults to
+            ``'the .npy files'``.
+        when (str): When the flag is needed, for the help. Defaults to
+            ``'required'``.
+    """
+    parser.add_argument(
+        '--trust-pickle', action='store_true',
+        help=f'{when}: unpickle {files} (unpickling can run code from a '
+        'file; only for files you trust)')
+
+
+def require_trust_pickle(args: argparse.Namespace, source: str,
+                         what: str) -> None:
+    """Exit, naming ``source``, unless ``--trust-pickle`` was given.
+
+    Args:
+        args (argparse.Namespace): Parsed arguments with ``trust_pickle``.
+        source (str): The file or folder to convert.
+        what (str): What it holds, e.g. ``'official CAM files are
+            pickles'``.
+    """
+    if not args.trust_pickle:
+        raise SystemExit(
+            f'{source}: {what}, and unpickling can run code from a file. '
+            'Pass --trust-pickle to convert files you trust.')

@@ -86,3 +86,17 @@ def test_launcher_args_export_local_rank(monkeypatch):
     monkeypatch.setenv('LOCAL_RANK', '1')  # the launcher's value wins
     parse_launcher_args(p, ['--local_rank', '5'])
     assert os.environ['LOCAL_RANK'] == '1'
+
+
+def test_trust_pickle_opt_in():
+    from qaclims_mm.utils.cli import add_trust_pickle_arg, require_trust_pickle
+    p = argparse.ArgumentParser()
+    add_trust_pickle_arg(p, 'the npy files', when='import')
+    (action, ) = [a for a in p._actions if a.dest == 'trust_pickle']
+    assert action.help == ('import: unpickle the npy files (unpickling can '
+                           'run code from a file; only for files you trust)')
+    args = p.parse_args([])
+    with pytest.raises(SystemExit, match=r'^cams/: official CAM files are '
+                       r'pickles, .* Pass --trust-pickle'):
+        require_trust_pickle(args, 'cams/', 'official CAM files are pickles')
+    require_trust_pickle(p.parse_args(['--trust-pickle']), 'cams/', 'x')
