@@ -21,16 +21,15 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from qaclims_mm.utils.cam_file import load_cam, save_cam  # noqa: E402
+from qaclims_mm.utils.cli import (add_trust_pickle_arg,  # noqa: E402
+                                  require_trust_pickle)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src_dir', help='folder of official <id>.npy CAMs')
     parser.add_argument('out_dir', help='output folder of <id>.npz CAMs')
-    parser.add_argument('--trust-pickle', action='store_true',
-                        help='required: unpickle the .npy files (unpickling '
-                        'can run code from a file; only for files you '
-                        'trust)')
+    add_trust_pickle_arg(parser)
     parser.add_argument('--num-classes', type=int, default=None,
                         help='check every class key is < this (20 VOC, 80 '
                         'COCO)')
@@ -76,11 +75,7 @@ def convert_cam_dir(src_dir: str, out_dir: str, trust_pickle: bool,
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not args.trust_pickle:
-        raise SystemExit(
-            f'{args.src_dir}: official CAM files are pickles, and unpickling '
-            'can run code from a file. Pass --trust-pickle to convert files '
-            'you trust.')
+    require_trust_pickle(args, args.src_dir, 'official CAM files are pickles')
     counts = convert_cam_dir(args.src_dir, args.out_dir, True,
                              args.num_classes, args.overwrite)
     print(f'{counts["converted"]} CAM files converted, {counts["skipped"]} '

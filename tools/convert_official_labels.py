@@ -16,26 +16,22 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from qaclims_mm.datasets.class_names import VOC_CLASSES  # noqa: E402
 from qaclims_mm.datasets.labels_file import (load_labels_file,  # noqa: E402
                                              save_labels_file)
+from qaclims_mm.utils.cli import (add_trust_pickle_arg,  # noqa: E402
+                                  require_trust_pickle)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='official cls_labels.npy')
     parser.add_argument('dst', help='output labels JSON')
-    parser.add_argument('--trust-pickle', action='store_true',
-                        help='required: unpickle the .npy file (unpickling '
-                        'can run code from a file; only for a file you '
-                        'trust)')
+    add_trust_pickle_arg(parser, 'the .npy file')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not args.trust_pickle:
-        raise SystemExit(
-            f'{args.src}: the official labels file is a pickle, and '
-            'unpickling can run code from a file. Pass --trust-pickle to '
-            'convert a file you trust.')
+    require_trust_pickle(args, args.src,
+                         'the official labels file is a pickle')
     labels = load_labels_file(args.src, VOC_CLASSES, trust_pickle=True)
     save_labels_file(args.dst, labels, VOC_CLASSES, dataset='voc')
     print(f'{len(labels)} images -> {args.dst}')

@@ -28,6 +28,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from qaclims_mm.qape.corpus import (export_official_npy,  # noqa: E402
                                     import_official_npy, load_corpus,
                                     save_corpus)
+from qaclims_mm.utils.cli import add_trust_pickle_arg  # noqa: E402
 from qaclims_mm.utils.safe_load import UntrustedPickleError  # noqa: E402
 
 
@@ -38,9 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--fg', required=True, help='official FG npy file')
     parser.add_argument('--bg', required=True, help='official BG npy file')
     parser.add_argument('--corpus', required=True, help='corpus JSON file')
-    parser.add_argument('--trust-pickle', action='store_true',
-                        help='import: unpickle the npy files (unpickling can '
-                        'run code from a file; only for files you trust)')
+    add_trust_pickle_arg(parser, 'the npy files', when='import')
     return parser.parse_args(argv)
 
 

@@ -18,19 +18,16 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import qaclims_mm  # noqa: E402,F401
 from qaclims_mm.evaluation.metrics.pseudo_mask_metric import (  # noqa: E402
     evaluate_pseudo_masks, format_pseudo_mask_report, summarize_pseudo_masks)
-from qaclims_mm.utils.io import read_split  # noqa: E402
-from qaclims_mm.utils.metainfo import DEFAULT_DATASET, dataset_metainfo  # noqa
+from qaclims_mm.utils.cli import (add_class_names_args,  # noqa: E402
+                                  add_split_args, class_names_from_args,
+                                  read_split_or_exit)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--pseudo-dir', required=True, help='pseudo-mask PNGs')
+    add_split_args(p, input_arg='--pseudo-dir', input_help='pseudo-mask PNGs')
     p.add_argument('--gt-dir', required=True, help='folder of GT PNGs')
-    p.add_argument('--split-file', required=True, help='image-id list')
-    p.add_argument('--dataset', help='dataset type or config: class names '
-                   f'(default: {DEFAULT_DATASET}; generic names when only '
-                   '--num-classes is given)')
-    p.add_argument('--num-classes', type=int, help='object classes')
+    add_class_names_args(p)
     p.add_argument('--settings', default=None,
                    help='how the masks were made, for the report header')
     p.add_argument('--ignore-index', type=int, default=255)
@@ -39,12 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    img_ids = read_split(args.split_file)
-    if not img_ids:
-        raise SystemExit(f'error: the split file {args.split_file} lists no '
-                         f'image id; nothing to evaluate')
-    dataset = args.dataset or (None if args.num_classes else DEFAULT_DATASET)
-    names = dataset_metainfo(dataset, args.num_classes)['classes']
+    img_ids = read_split_or_exit(args.split_file)
+    names = class_names_from_args(args)
     conf = evaluate_pseudo_masks(args.pseudo_dir, args.gt_dir, img_ids,
                                  num_classes=len(names) - 1,
                                  ignore_index=args.ignore_index,

@@ -19,46 +19,36 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import qaclims_mm  # noqa: E402,F401
 from qaclims_mm.refine.ir_label import check_ir_thresholds  # noqa: E402
 from qaclims_mm.refine.stages import make_ir_labels  # noqa: E402
+from qaclims_mm.utils.cli import (add_label_writer_args,  # noqa: E402
+                                  add_split_args, check_or_error,
+                                  dataset_palette, run_or_exit)
 from qaclims_mm.utils.io import read_split  # noqa: E402
-from qaclims_mm.utils.metainfo import DEFAULT_DATASET, dataset_metainfo  # noqa
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--cam-dir', required=True, help='folder of CAM files')
+    add_split_args(p, input_arg='--cam-dir', input_help='folder of CAM files')
+    add_label_writer_args(p, nproc=1)
     p.add_argument('--img-dir', required=True, help='folder of the images')
-    p.add_argument('--split-file', required=True, help='image-id list')
-    p.add_argument('--out-dir', required=True, help='folder for the PNGs')
     p.add_argument('--fg-thr', type=float, default=0.30,
                    help='confident-foreground threshold (default: 0.30)')
     p.add_argument('--bg-thr', type=float, default=0.10,
                    help='confident-background threshold (default: 0.10)')
-    p.add_argument('--dataset', default=DEFAULT_DATASET,
-                   help='dataset type or config: palette and classes')
     p.add_argument('--img-suffix', default='.jpg', help='image suffix')
-    p.add_argument('--nproc', type=int, default=1, help='CPU processes')
-    p.add_argument('--overwrite', action='store_true',
-                   help='rewrite existing PNGs (and other settings)')
     args = p.parse_args(argv)
-    try:
-        check_ir_thresholds(args.fg_thr, args.bg_thr)
-    except ValueError as e:
-        p.error(str(e).replace('fg_thr', '--fg-thr').replace(
-            'bg_thr', '--bg-thr'))
+    check_or_error(p, lambda: check_ir_thresholds(args.fg_thr, args.bg_thr),
+                   rename={'fg_thr': '--fg-thr', 'bg_thr': '--bg-thr'})
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     img_ids = read_split(args.split_file)
-    try:
-        written = make_ir_labels(
-            args.cam_dir, args.img_dir, img_ids, args.out_dir,
-            fg_thr=args.fg_thr, bg_thr=args.bg_thr, num_workers=args.nproc,
-            overwrite=args.overwrite, img_suffix=args.img_suffix,
-            palette=dataset_metainfo(args.dataset)['palette'])
-    except (OSError, ValueError) as e:  # they name the image / folder
-        raise SystemExit(f'error: {e}') from None
+    written = run_or_exit(
+        make_ir_labels, args.cam_dir, args.img_dir, img_ids, args.out_dir,
+        fg_thr=args.fg_thr, bg_thr=args.bg_thr, num_workers=args.nproc,
+        overwrite=args.overwrite, img_suffix=args.img_suffix,
+        palette=dataset_palette(args))
     print(f'{written} IR label(s) written, {len(img_ids) - written} already '
           f'present, in {osp.abspath(args.out_dir)} (fg_thr {args.fg_thr:g}, '
           f'bg_thr {args.bg_thr:g})')

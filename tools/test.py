@@ -11,17 +11,18 @@ current directory, like every other path on the command line; a relative
 ``out_dir`` written in a config stays relative to the work dir.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
 import qaclims_mm  # noqa: E402,F401
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from qaclims_mm.engine.hooks import add_num_classes_check  # noqa: E402
+from qaclims_mm.utils.cli import (add_launcher_args,  # noqa: E402
+                                  parse_launcher_args)
 from qaclims_mm.utils.config import (load_config,  # noqa: E402
                                      set_test_outputs)
 
@@ -41,14 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='test-time augmentation (cfg.tta_pipeline)')
     parser.add_argument('--cam-dir', help='folder for the CAM files '
                         '(SaveCAMHook.out_dir)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'])
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_launcher_args(parser)
+    return parse_launcher_args(parser, argv)
 
 
 def build_config(args: argparse.Namespace) -> Config:

@@ -7,22 +7,23 @@ The stock ``mmseg/.mim/tools/train.py`` runs our configs too; this copy exists
 for users who do not have mmseg's tools at hand.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
 import qaclims_mm  # noqa: E402,F401  (registers components, offline env)
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from qaclims_mm.engine.hooks import add_num_classes_check  # noqa: E402
 from qaclims_mm.engine.resume import find_resumable_checkpoint  # noqa: E402
+from qaclims_mm.utils.cli import (add_launcher_args,  # noqa: E402
+                                  parse_launcher_args)
 from qaclims_mm.utils.config import load_config  # noqa: E402
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a qaclims-mm model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -33,14 +34,8 @@ def parse_args() -> argparse.Namespace:
         'without a checkpoint there, train from the start')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision (CUDA only)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'])
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_launcher_args(parser)
+    return parse_launcher_args(parser, argv)
 
 
 def build_config(args: argparse.Namespace) -> Config:

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..utils.io import atomic_write_text
-from ..utils.safe_load import UntrustedPickleError, load_pickled_npy
+from ..utils.safe_load import load_pickled_npy
 
 LABELS_FORMAT_VERSION = 1
 
@@ -64,13 +64,8 @@ def _load_official_labels(path: str, classes: Optional[Sequence[str]],
     """Read the official pickled ``cls_labels.npy`` (on opt-in only)."""
     converter = ('python tools/convert_official_labels.py '
                  f'{path} {osp.splitext(path)[0]}.json --trust-pickle')
-    try:
-        raw = load_pickled_npy(path, trust_pickle, converter)
-    except UntrustedPickleError:
-        raise
-    except Exception as e:  # noqa: BLE001 - report the file, keep the cause
-        raise ValueError(f'{path}: cannot read an official cls_labels.npy '
-                         f'({type(e).__name__}: {e})') from e
+    raw = load_pickled_npy(path, trust_pickle, converter,
+                           what='an official cls_labels.npy')
     if not isinstance(raw, dict):
         raise ValueError(f'{path}: expected a dict {{image id: multi-hot '
                          f'vector}}, got {type(raw).__name__}')

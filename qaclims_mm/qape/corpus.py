@@ -43,7 +43,7 @@ from typing import (Dict, Iterable, Iterator, List, Optional, Sequence, Tuple)
 import numpy as np
 
 from ..utils.io import atomic_open, atomic_write_text
-from ..utils.safe_load import UntrustedPickleError, load_pickled_npy
+from ..utils.safe_load import load_pickled_npy
 from .postprocess import lemmatize_answers, postprocess_bg, postprocess_fg
 from .questions import QuestionSet
 
@@ -401,14 +401,9 @@ def _load_official(path: str, trust_pickle: bool) -> dict:
             'vqa/voc_vqa_fg_blip.npy / voc_vqa_bg_blip.npy of QA-CLIMS)')
     converter = ('python tools/convert_official_vqa.py import --fg FG.npy '
                  '--bg BG.npy --corpus CORPUS.json --trust-pickle')
-    try:
-        # the official format is a pickled dict inside an npy file
-        data = load_pickled_npy(path, trust_pickle, converter)
-    except UntrustedPickleError:
-        raise
-    except Exception as e:  # noqa: BLE001 - report the file, keep the cause
-        raise ValueError(f'{path}: cannot read an official VQA npy '
-                         f'({type(e).__name__}: {e})') from e
+    # the official format is a pickled dict inside an npy file
+    data = load_pickled_npy(path, trust_pickle, converter,
+                            what='an official VQA npy')
     if not isinstance(data, dict) or not data:
         raise ValueError(f'{path}: expected a non-empty dict '
                          '{img: {class: {"vqa": ..., "answers": ...}}}, got '

@@ -11,7 +11,7 @@
 installed by ``tools/install.sh`` unless ``--no-crf``; a clear error says how
 to get it when it is missing. Images are uint8 RGB ``[H, W, 3]``.
 """
-from typing import Any
+from typing import Any, Tuple
 
 import numpy as np
 
@@ -42,6 +42,32 @@ def _check_image(image: np.ndarray, hw) -> np.ndarray:
         image = np.array(image, order='C', copy=True)
     return image
 
+
+def _mean_field(dcrf, image: np.ndarray, unary: np.ndarray, num_labels: int,
+                n_iters: int, gaussian: Tuple[float, float],
+                bilateral: Tuple[float, float, float]):
+    """Dense CRF with a Gaussian and a bilateral kernel, shared by both
+    entry points.
+
+    Args:
+        dcrf (module): ``pydensecrf.densecrf``.
+        image (np.ndarray): ``[H, W, 3]`` C-contiguous uint8 RGB image.
+        unary (np.ndarray): ``[num_labels, H * W]`` float32 unary energy.
+        num_labels (int): Number of labels.
+        n_iters (int): Mean-field iterations.
+        gaussian (tuple): Gaussian kernel ``(sxy, compat)``.
+        bilateral (tuple): Bilateral kernel ``(sxy, srgb, compat)``.
+
+    Returns:
+        The ``[num_labels, H * W]`` marginals as pydensecrf returns them.
+    """
+    h, w = image.shape[:2]
+    crf = dcrf.DenseCRF2D(w, h, num_labels)
+    crf.setUnaryEnergy(unary)
+    crf.addPairwiseGaussian(sxy=gaussian[0], compat=gaussian[1])
+    crf.addPairwiseBilateral(sxy=bilateral[0], srgb=bilateral[1],
+                             rgbim=image, compat=bilateral[2])
+    return crf.inference(n_iters)
 
 def crf_from_labels(image: np.ndarray,
                     labels: np.ndarray,
@@ -78,15 +104,13 @@ def crf_from_labels(image: np.ndarray,
     if labels.min() < 0 or labels.max() >= num_labels:
         raise ValueError(f'labels must lie in [0, {num_labels}), got '
                          f'[{labels.min()}, {labels.max()}]')
-    crf = dcrf.DenseCRF2D(w, h, num_labels)
-    crf.setUnaryEnergy(
-        unary_from_labels(labels, num_labels, gt_prob=gt_prob,
-                          zero_unsure=False))
-    crf.addPairwiseGaussian(sxy=gauss_sxy, compat=gauss_compat)
-    crf.addPairwiseBilateral(sxy=bilateral_sxy, srgb=bilateral_srgb,
-                             rgbim=image, compat=bilateral_compat)
-    q = np.asarray(crf.inference(n_iters)).reshape(num_labels, h, w)
-    return q.argmax(axis=0).astype(np.int64)
+    unary = unary_from_labels(labels, num_labels, gt_prob=gt_prob,
+                              zero_unsure=False)
+    q = _mean_field(dcrf, image, unary, num_labels, n_iters,
+                    (gauss_sxy, gauss_compat),
+                    (bilateral_sxy, bilateral_srgb, bilateral_compat))
+    return np.asarray(q).reshape(num_labels, h, w).argmax(axis=0).astype(
+        np.int64)
 
 
 def crf_from_probs(image: np.ndarray,
@@ -117,10 +141,7 @@ def crf_from_probs(image: np.ndarray,
     probs = np.asarray(probs, dtype=np.float32)
     c, h, w = probs.shape
     image = _check_image(image, (h, w))
-    crf = dcrf.DenseCRF2D(w, h, c)
-    crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(probs)))
-    crf.addPairwiseGaussian(sxy=pos_xy_std, compat=pos_w)
-    crf.addPairwiseBilateral(sxy=bi_xy_std, srgb=bi_rgb_std, rgbim=image,
-                             compat=bi_w)
-    return np.asarray(crf.inference(n_iters),
-                      dtype=np.float32).reshape(c, h, w)
+    unary = np.ascontiguousarray(unary_from_softmax(probs))
+    q = _mean_field(dcrf, image, unary, c, n_iters, (pos_xy_std, pos_w),
+                    (bi_xy_std, bi_rgb_std, bi_w))
+    return np.asarray(q, dtype=np.float32).reshape(c, h, w)

@@ -28,7 +28,10 @@ class UntrustedPickleError(ValueError):
     """A pickled file was to be read without ``trust_pickle=True``."""
 
 
-def load_pickled_npy(path: str, trust_pickle: bool, converter: str) -> object:
+def load_pickled_npy(path: str,
+                     trust_pickle: bool,
+                     converter: str,
+                     what: Optional[str] = None) -> object:
     """Unpickle the object stored in an official ``.npy`` file, if trusted.
 
     Args:
@@ -36,6 +39,10 @@ def load_pickled_npy(path: str, trust_pickle: bool, converter: str) -> object:
         trust_pickle (bool): The caller's explicit opt-in to unpickling.
         converter (str): The command line that converts the file once into a
             safe format, quoted in the error.
+        what (str, optional): What the file is (e.g. ``'an official VQA
+            npy'``); when given, any failure to read a trusted file becomes
+            a ``ValueError`` naming ``path`` and ``what`` (the cause kept).
+            Defaults to None (errors pass through).
 
     Returns:
         object: The object stored in the file.
@@ -43,6 +50,7 @@ def load_pickled_npy(path: str, trust_pickle: bool, converter: str) -> object:
     Raises:
         UntrustedPickleError: when ``trust_pickle`` is False, naming ``path``,
             ``converter`` and the opt-in.
+        ValueError: with ``what``, when a trusted file cannot be read.
     """
     if not trust_pickle:
         raise UntrustedPickleError(
@@ -51,7 +59,13 @@ def load_pickled_npy(path: str, trust_pickle: bool, converter: str) -> object:
             'default. Convert it once into the safe format with\n    '
             f'{converter}\nor, if you trust the file, opt in with '
             'trust_pickle=True (--trust-pickle in the converters).')
-    return np.load(path, allow_pickle=True).item()
+    try:
+        return np.load(path, allow_pickle=True).item()
+    except Exception as e:  # noqa: BLE001 - report the file, keep the cause
+        if what is None:
+            raise
+        raise ValueError(f'{path}: cannot read {what} '
+                         f'({type(e).__name__}: {e})') from e
 
 
 def load_torch_weights(path: str, hint: str = '') -> object:

@@ -260,3 +260,41 @@ def test_vlm_engine_answers_every_question(tiny_llava, images):
 def test_normalize_answer():
     assert normalize_answer(' A Red car.\n') == 'a red car'
     assert normalize_answer('Dining table!') == 'dining table'
+
+
+def test_settings_keys_stay_stable(tiny_blip, tiny_llava):
+    """The runner compares stored settings on resume: the shared base
+    (LocalModelVQAEngine) must keep every key, value and the order."""
+    blip = BlipVQAEngine(tiny_blip, device='cpu', dtype='float32',
+                         batch_size=3, image_batch_size=2)
+    settings = blip.answer_settings()
+    assert list(settings) == [
+        'type', 'model_path', 'dtype', 'image_size',
+        'interpolate_pos_encoding', 'mean', 'std', 'max_question_tokens',
+        'enc_token_id', 'clean_up_tokenization_spaces', 'num_beams',
+        'max_length', 'min_length']
+    assert settings['type'] == 'BlipVQAEngine'
+    assert settings['dtype'] == 'fp32'
+    assert blip.runtime_settings() == dict(device='cpu', batch_size=3,
+                                           image_batch_size=2)
+    vlm = ImageTextToTextVQAEngine(tiny_llava, device='cpu',
+                                   dtype='float32', batch_size=2)
+    settings = vlm.answer_settings()
+    assert list(settings) == [
+        'type', 'model_path', 'dtype', 'prompt', 'use_chat_template',
+        'normalize', 'max_new_tokens', 'num_beams', 'do_sample']
+    assert settings['type'] == 'ImageTextToTextVQAEngine'
+    assert settings['dtype'] == 'fp32'
+    assert vlm.runtime_settings() == dict(device='cpu', batch_size=2)
+
+
+def test_question_lists_must_match_images(tiny_blip, images):
+    from qaclims_mm.qape.engines.base import check_question_lists
+    with pytest.raises(ValueError, match='2 images but 1 question lists'):
+        check_question_lists([0, 1], [['q']])
+    engine = BlipVQAEngine(tiny_blip, device='cpu')
+    with pytest.raises(ValueError, match='3 images but 1 question lists'):
+        engine.answer(images, [['what is above the cat?']])
+    with pytest.raises(ValueError, match='1 images but 2 question lists'):
+        engine.answer_preprocessed([engine.preprocess(images[0])],
+                                   [['a?'], ['b?']])

@@ -208,3 +208,21 @@ def test_trusted_vqa_converter(tmp_path):
     entry = load_corpus(corpus).get('i', 'cat')
     assert entry.fg_raw == ('kitten', ) * 6
     assert entry.bg_texts == ('sofa', )
+
+
+def test_load_pickled_npy_names_a_broken_trusted_file(tmp_path):
+    """``what=`` turns any read failure of a trusted file into one
+    ValueError naming the file; without it the error passes through."""
+    from qaclims_mm.utils.safe_load import (UntrustedPickleError,
+                                            load_pickled_npy)
+    bad = tmp_path / 'broken.npy'
+    bad.write_bytes(b'not an npy file')
+    with pytest.raises(ValueError, match=r'broken\.npy: cannot read an '
+                       r'official VQA npy \(UnpicklingError: ') as e:
+        load_pickled_npy(str(bad), True, 'CONVERT', what='an official VQA npy')
+    assert e.value.__cause__ is not None
+    with pytest.raises(Exception) as e:
+        load_pickled_npy(str(bad), True, 'CONVERT')
+    assert 'cannot read' not in str(e.value)
+    with pytest.raises(UntrustedPickleError, match='CONVERT'):
+        load_pickled_npy(str(bad), False, 'CONVERT', what='x')

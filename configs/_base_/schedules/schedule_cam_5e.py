@@ -2,6 +2,7 @@
 # (CAM head), weight decay 1e-4, poly decay with power 0.9, per iteration.
 # momentum=1e-4 reproduces the official PolyOptimizer, which passes the weight
 # decay as SGD's positional `momentum` argument (spec §3.2, PSA issue #28).
+_base_ = ['../default_hooks.py']
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.1, momentum=1e-4, weight_decay=1e-4),
@@ -12,17 +13,8 @@ param_scheduler = [
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=5, val_interval=1000)
 test_cfg = dict(type='TestLoop')
-# epoch-based logging and checkpoints
+# epoch-based logging and checkpoints (every epoch, the last two kept)
 log_processor = dict(by_epoch=True)
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
-                    max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    # random state from (seed, epoch / batch), so --resume is exact
-    reproducible_resume=dict(type='ReproducibleResumeHook'),
-    # mmseg's SegVisualizationHook reading images as stored (EXIF
-    # orientation ignored, as every stage): tools/test.py --show/--show-dir
-    visualization=dict(type='WSSSVisualizationHook'))
+    logger=dict(log_metric_by_epoch=True),
+    checkpoint=dict(by_epoch=True, interval=1))

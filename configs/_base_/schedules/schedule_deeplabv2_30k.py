@@ -9,6 +9,7 @@
 # and the backbone gets lr_mult 0.1; bias_lr_mult/bias_decay_mult then reach
 # exactly the head biases (the backbone has no trainable bias: conv bias=False,
 # BN frozen, and frozen parameters are left out of the optimiser).
+_base_ = ['../default_hooks.py']
 base_lr = 2.5e-4
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -33,18 +34,5 @@ train_cfg = dict(
     type='IterBasedTrainLoop', max_iters=max_iters, val_interval=10000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-# iteration-based logging and checkpoints
-log_processor = dict(by_epoch=False)
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=10000,
-        max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    # random state from (seed, epoch / batch), so --resume is exact
-    reproducible_resume=dict(type='ReproducibleResumeHook'),
-    # mmseg's SegVisualizationHook reading images as stored (EXIF
-    # orientation ignored, as every stage): tools/test.py --show/--show-dir
-    visualization=dict(type='WSSSVisualizationHook'))
+# checkpoints every 10k, the last two kept
+default_hooks = dict(checkpoint=dict(interval=10000))

@@ -2,6 +2,7 @@
 # with power 0.9 per iteration. IRN's PolyOptimizer passes the weight decay as
 # SGD's positional `momentum` (momentum=1e-4), with weight_decay=1e-4 set per
 # group; lr 0.1 for the edge branch, 10x for the displacement branch.
+_base_ = ['../default_hooks.py']
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.1, momentum=1e-4, weight_decay=1e-4),
@@ -15,14 +16,5 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=3)
 # epoch-based logging; one checkpoint, at the end
 log_processor = dict(by_epoch=True)
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=3,
-                    max_keep_ckpts=1),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    # random state from (seed, epoch / batch), so --resume is exact
-    reproducible_resume=dict(type='ReproducibleResumeHook'),
-    # mmseg's SegVisualizationHook reading images as stored (EXIF
-    # orientation ignored, as every stage): tools/test.py --show/--show-dir
-    visualization=dict(type='WSSSVisualizationHook'))
+    logger=dict(log_metric_by_epoch=True),
+    checkpoint=dict(by_epoch=True, interval=3, max_keep_ckpts=1))

@@ -4,6 +4,7 @@
 # momentum=1e-4 REPRODUCES THE OFFICIAL OPTIMISER: PolyOptimizer passes the
 # weight decay as SGD's positional `momentum` (spec §3.2, PSA issue #28). The
 # momentum-0.9 variant is a separate config.
+_base_ = ['../default_hooks.py']
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=3.5e-4, momentum=1e-4, weight_decay=1e-4),
@@ -25,17 +26,5 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters + 1)
 test_cfg = dict(type='TestLoop')
-# iteration-based logging and checkpoints
-log_processor = dict(by_epoch=False)
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000,
-                    max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    # random state from (seed, epoch / batch), so --resume is exact
-    reproducible_resume=dict(type='ReproducibleResumeHook'),
-    # mmseg's SegVisualizationHook reading images as stored (EXIF
-    # orientation ignored, as every stage): tools/test.py --show/--show-dir
-    visualization=dict(type='WSSSVisualizationHook'))
+# checkpoints every 2k, the last two kept
+default_hooks = dict(checkpoint=dict(interval=2000))

@@ -126,8 +126,9 @@ def _similarity_logits(
 
 
 class _RegionContrastiveLoss(nn.Module):
-    """Shared arguments of :class:`FGRegionContrastiveLoss` and
-    :class:`BGRegionContrastiveLoss`."""
+    """Shared arguments, checks, logits and reduction of
+    :class:`FGRegionContrastiveLoss` and :class:`BGRegionContrastiveLoss`;
+    a subclass supplies only its per-pair loss (``_per_pair``)."""
 
     def __init__(self, tau: float, loss_weight: float, reduction: str,
                  loss_name: str) -> None:
@@ -141,6 +142,36 @@ class _RegionContrastiveLoss(nn.Module):
         self.loss_weight = loss_weight
         self.reduction = reduction
         self._loss_name = loss_name
+
+    def forward(self, img_feats: torch.Tensor, fg_text: torch.Tensor,
+                bg_texts: torch.Tensor, bg_mask: torch.Tensor) -> torch.Tensor:
+        """Weighted loss of the batch.
+
+        Args:
+            img_feats (torch.Tensor): Region embeddings, ``[K, D]`` (FG
+                ``v_if`` for L_FRC, BG ``v_ib`` for L_BRC; normalised here).
+            fg_text (torch.Tensor): FG text vectors ``t_f``, ``[K, D]`` (used
+                as given, not normalised).
+            bg_texts (torch.Tensor): Normalised BG answer features, padded,
+                ``[K, L, D]``.
+            bg_mask (torch.Tensor): ``[K, L]`` bool, True for real answers.
+
+        Returns:
+            torch.Tensor: A scalar; a zero attached to ``img_feats``' graph
+            when every pair is skipped.
+        """
+        _check_pair_inputs(img_feats, fg_text, bg_texts, bg_mask,
+                           type(self).__name__)
+        fg_logit, bg_logits, mask = _similarity_logits(img_feats, fg_text,
+                                                       bg_texts, bg_mask,
+                                                       self.tau)
+        return self._reduce(self._per_pair(fg_logit, bg_logits, mask))
+
+    def _per_pair(self, fg_logit: torch.Tensor, bg_logits: torch.Tensor,
+                  mask: torch.Tensor) -> torch.Tensor:
+        """Unweighted loss of each kept pair, ``[K']``, from the FG logit
+        ``[K', 1]``, the masked BG logits ``[K', L]`` and the mask."""
+        raise NotImplementedError
 
     def _reduce(self, per_pair: torch.Tensor) -> torch.Tensor:
         loss = per_pair.sum()
@@ -187,31 +218,10 @@ class FGRegionContrastiveLoss(_RegionContrastiveLoss):
                  loss_name: str = 'loss_frc') -> None:
         super().__init__(tau, loss_weight, reduction, loss_name)
 
-    def forward(self, img_feats: torch.Tensor, fg_text: torch.Tensor,
-                bg_texts: torch.Tensor, bg_mask: torch.Tensor) -> torch.Tensor:
-        """Weighted L_FRC of the batch.
-
-        Args:
-            img_feats (torch.Tensor): FG region embeddings ``v_if``, ``[K, D]``
-                (normalised here).
-            fg_text (torch.Tensor): FG text vectors ``t_f``, ``[K, D]`` (used
-                as given, not normalised).
-            bg_texts (torch.Tensor): Normalised BG answer features, padded,
-                ``[K, L, D]``.
-            bg_mask (torch.Tensor): ``[K, L]`` bool, True for real answers.
-
-        Returns:
-            torch.Tensor: A scalar; a zero attached to ``img_feats``' graph
-            when every pair is skipped.
-        """
-        _check_pair_inputs(img_feats, fg_text, bg_texts, bg_mask,
-                           type(self).__name__)
-        fg_logit, bg_logits, _ = _similarity_logits(img_feats, fg_text,
-                                                    bg_texts, bg_mask,
-                                                    self.tau)
+    def _per_pair(self, fg_logit: torch.Tensor, bg_logits: torch.Tensor,
+                  mask: torch.Tensor) -> torch.Tensor:
         logits = torch.cat([fg_logit, bg_logits], dim=1)  # [K', 1 + L]
-        per_pair = torch.logsumexp(logits, dim=1) - fg_logit[:, 0]  # [K']
-        return self._reduce(per_pair)
+        return torch.logsumexp(logits, dim=1) - fg_logit[:, 0]  # [K']
 
 
 @MODELS.register_module()
@@ -246,32 +256,11 @@ class BGRegionContrastiveLoss(_RegionContrastiveLoss):
                  loss_name: str = 'loss_brc') -> None:
         super().__init__(tau, loss_weight, reduction, loss_name)
 
-    def forward(self, img_feats: torch.Tensor, fg_text: torch.Tensor,
-                bg_texts: torch.Tensor, bg_mask: torch.Tensor) -> torch.Tensor:
-        """Weighted L_BRC of the batch.
-
-        Args:
-            img_feats (torch.Tensor): BG region embeddings ``v_ib``, ``[K, D]``
-                (normalised here).
-            fg_text (torch.Tensor): FG text vectors ``t_f``, ``[K, D]`` (used
-                as given, not normalised).
-            bg_texts (torch.Tensor): Normalised BG answer features, padded,
-                ``[K, L, D]``.
-            bg_mask (torch.Tensor): ``[K, L]`` bool, True for real answers.
-
-        Returns:
-            torch.Tensor: A scalar; a zero attached to ``img_feats``' graph
-            when every pair is skipped.
-        """
-        _check_pair_inputs(img_feats, fg_text, bg_texts, bg_mask,
-                           type(self).__name__)
-        fg_logit, bg_logits, mask = _similarity_logits(img_feats, fg_text,
-                                                       bg_texts, bg_mask,
-                                                       self.tau)
+    def _per_pair(self, fg_logit: torch.Tensor, bg_logits: torch.Tensor,
+                  mask: torch.Tensor) -> torch.Tensor:
         num_valid = mask.sum(dim=1).to(bg_logits.dtype)  # [K'], all >= 1
         log_pos = torch.logsumexp(bg_logits, dim=1) - num_valid.log()
-        per_pair = F.softplus(fg_logit[:, 0] - log_pos)  # [K']
-        return self._reduce(per_pair)
+        return F.softplus(fg_logit[:, 0] - log_pos)  # [K']
 
 
 @MODELS.register_module()

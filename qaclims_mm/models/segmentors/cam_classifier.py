@@ -9,7 +9,7 @@ from mmseg.structures import SegDataSample
 
 from ..utils.cam_ops import (aggregate_multiscale_cams, cams_to_seg,
                              flip_fused_cams)
-from .checkpoint_guard import StrictCheckpointMixin
+from .checkpoint_guard import StrictCheckpointMixin, segmentor_base_kwargs
 
 Inputs = Union[torch.Tensor, List[List[torch.Tensor]]]
 
@@ -118,14 +118,8 @@ class CAMClassifier(StrictCheckpointMixin, BaseSegmentor):
                  init_cfg: Optional[dict] = None,
                  allow_missing_keys: Sequence[str] = (),
                  allow_mismatched_keys: Sequence[str] = ()) -> None:
-        if pretrained is not None:
-            raise ValueError(
-                f'CAMClassifier takes no pretrained={pretrained!r}: set '
-                "backbone.init_cfg=dict(type='Pretrained', checkpoint=...)")
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='WSSSDataPreProcessor')
-        super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(**segmentor_base_kwargs(
+            'CAMClassifier', pretrained, data_preprocessor, init_cfg))
         self.set_checkpoint_allowances(allow_missing_keys,
                                        allow_mismatched_keys)
         self.backbone = MODELS.build(backbone)

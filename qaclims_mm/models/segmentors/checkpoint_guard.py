@@ -20,7 +20,7 @@ initialisation, and a warning names them.
 """
 import fnmatch
 import logging
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import print_log
@@ -76,6 +76,39 @@ def checkpoint_mismatches(model_state: Dict[str, torch.Tensor],
                 mismatched.append(f'{key}: checkpoint {tuple(value.shape)} '
                                   f'vs model {tuple(own.shape)}')
     return missing, mismatched, allowed
+
+
+def segmentor_base_kwargs(owner: str, pretrained: Optional[str],
+                          data_preprocessor: Optional[dict],
+                          init_cfg: Optional[dict]) -> dict:
+    """The ``BaseSegmentor.__init__`` arguments of a WSSS segmentor.
+
+    Weights come from ``backbone.init_cfg`` (or a checkpoint checked by
+    :class:`StrictCheckpointMixin`), never from ``pretrained``: mmseg's
+    ``init_model`` passes ``pretrained=None``, which is accepted, and any
+    other value is refused. The pre-processor defaults to
+    ``WSSSDataPreProcessor``.
+
+    Args:
+        owner (str): Class name for the error message.
+        pretrained (str, optional): Must be None.
+        data_preprocessor (dict, optional): Pre-processor config; None for
+            ``WSSSDataPreProcessor``.
+        init_cfg (dict, optional): Initialisation config.
+
+    Returns:
+        dict: ``data_preprocessor`` and ``init_cfg``.
+
+    Raises:
+        ValueError: If ``pretrained`` is not None.
+    """
+    if pretrained is not None:
+        raise ValueError(
+            f'{owner} takes no pretrained={pretrained!r}: set '
+            "backbone.init_cfg=dict(type='Pretrained', checkpoint=...)")
+    if data_preprocessor is None:
+        data_preprocessor = dict(type='WSSSDataPreProcessor')
+    return dict(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
 
 
 class StrictCheckpointMixin:

@@ -10,7 +10,7 @@ from mmseg.structures import SegDataSample
 
 from ...structures.path_index import PathIndex
 from ..heads.irn_heads import irn_affinity_displacement_loss
-from .checkpoint_guard import StrictCheckpointMixin
+from .checkpoint_guard import StrictCheckpointMixin, segmentor_base_kwargs
 
 
 @MODELS.register_module()
@@ -76,14 +76,8 @@ class IRNet(StrictCheckpointMixin, BaseSegmentor):
                  init_cfg: Optional[dict] = None,
                  allow_missing_keys: Sequence[str] = (),
                  allow_mismatched_keys: Sequence[str] = ()) -> None:
-        if pretrained is not None:
-            raise ValueError(
-                f'IRNet takes no pretrained={pretrained!r}: set '
-                "backbone.init_cfg=dict(type='Pretrained', checkpoint=...)")
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='WSSSDataPreProcessor')
-        super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(**segmentor_base_kwargs(
+            'IRNet', pretrained, data_preprocessor, init_cfg))
         self.set_checkpoint_allowances(allow_missing_keys,
                                        allow_mismatched_keys)
         self.backbone = MODELS.build(backbone)

@@ -97,6 +97,21 @@ def missing_model_message(model_path: str, hub_id: str) -> str:
             + (f' (looked for {model_path!r}).' if model_path else '.'))
 
 
+def check_question_lists(inputs: Sequence[Any],
+                         questions: Sequence[Sequence[str]]) -> None:
+    """Refuse a batch whose images and question lists differ in number.
+
+    Args:
+        inputs (Sequence): Images (or their preprocessed form).
+        questions (Sequence[Sequence[str]]): One question list per image.
+
+    Raises:
+        ValueError: naming both counts.
+    """
+    if len(inputs) != len(questions):
+        raise ValueError(f'{len(inputs)} images but {len(questions)} '
+                         f'question lists')
+
 class VQAEngine(metaclass=ABCMeta):
     """Answers a list of questions for each image of a batch.
 
@@ -136,9 +151,7 @@ class VQAEngine(metaclass=ABCMeta):
             list[list[str]]: For each image, one raw answer per question, in
             the order of its questions.
         """
-        if len(images) != len(questions):
-            raise ValueError(f'{len(images)} images but {len(questions)} '
-                             f'question lists')
+        check_question_lists(images, questions)
         return self.answer_preprocessed(
             [self.preprocess(img.convert('RGB')) for img in images], questions)
 
@@ -154,6 +167,42 @@ class VQAEngine(metaclass=ABCMeta):
         """Options that change speed but not answers (device, batch size)."""
         return {}
 
+
+
+class LocalModelVQAEngine(VQAEngine):
+    """An engine over a local model folder, on a device, in a dtype.
+
+    Holds what the local-model engines share: the device / dtype choice
+    (:meth:`_set_model_device`), the model part of :meth:`answer_settings`
+    (type, model reference, dtype) and the device and question batch size of
+    :meth:`runtime_settings`. Subclasses set ``batch_size`` and extend both
+    settings dicts with their own entries.
+    """
+
+    model_path: str
+    device: torch.device
+    dtype: torch.dtype
+    batch_size: int
+
+    def _set_model_device(self, model_path: str, device: Optional[str],
+                          dtype: Optional[str]) -> None:
+        """Set ``model_path``, ``device`` (CUDA when available) and
+        ``dtype`` (:func:`resolve_dtype`)."""
+        self.model_path = model_path
+        self.device = torch.device(
+            device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+        self.dtype = resolve_dtype(dtype, self.device)
+
+    def answer_settings(self) -> Dict[str, Any]:
+        """Type, model reference and dtype; subclasses add theirs."""
+        return dict(
+            super().answer_settings(),
+            model_path=model_reference(self.model_path),
+            dtype=dtype_name(self.dtype))
+
+    def runtime_settings(self) -> Dict[str, Any]:
+        """Device and question batch size; subclasses add theirs."""
+        return dict(device=str(self.device), batch_size=self.batch_size)
 
 def build_vqa_engine(cfg: dict) -> VQAEngine:
     """Build an engine from a config dict (``type`` + constructor args).

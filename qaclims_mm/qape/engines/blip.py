@@ -44,8 +44,8 @@ import torch
 from PIL import Image
 
 from ...structures.normalization import CLIP_MEAN, CLIP_STD
-from .base import (VQA_ENGINES, VQAEngine, check_model_dir, dtype_name,
-                   missing_model_message, model_reference, resolve_dtype)
+from .base import (VQA_ENGINES, LocalModelVQAEngine, check_model_dir,
+                   check_question_lists, missing_model_message)
 
 #: The Hugging Face port of the official checkpoint.
 BLIP_VQA_HUB_ID = 'Salesforce/blip-vqa-capfilt-large'
@@ -130,7 +130,7 @@ def pil_to_blip_tensor(image: Image.Image, image_size: int,
 
 
 @VQA_ENGINES.register_module(name=['BlipVQAEngine', 'blip'])
-class BlipVQAEngine(VQAEngine):
+class BlipVQAEngine(LocalModelVQAEngine):
     """Batched BLIP VQA with one vision pass per image.
 
     Args:
@@ -180,10 +180,7 @@ class BlipVQAEngine(VQAEngine):
                  clean_up_tokenization_spaces: bool = True) -> None:
         if batch_size < 1 or image_batch_size < 1:
             raise ValueError('batch_size and image_batch_size must be >= 1')
-        self.model_path = model_path
-        self.device = torch.device(
-            device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-        self.dtype = resolve_dtype(dtype, self.device)
+        self._set_model_device(model_path, device, dtype)
         self.model, self.processor = load_blip_vqa(model_path, self.device,
                                                    self.dtype)
         native = self.model.config.vision_config.image_size
@@ -212,9 +209,7 @@ class BlipVQAEngine(VQAEngine):
     def answer_settings(self) -> Dict[str, Any]:
         """Model, resolution, normalisation, truncation, decoding, dtype."""
         return dict(
-            type='BlipVQAEngine',
-            model_path=model_reference(self.model_path),
-            dtype=dtype_name(self.dtype),
+            super().answer_settings(),
             image_size=self.image_size,
             interpolate_pos_encoding=self.interpolate_pos_encoding,
             mean=list(self.mean),
@@ -225,7 +220,7 @@ class BlipVQAEngine(VQAEngine):
             **self.generate_kwargs)
 
     def runtime_settings(self) -> Dict[str, Any]:
-        return dict(device=str(self.device), batch_size=self.batch_size,
+        return dict(super().runtime_settings(),
                     image_batch_size=self.image_batch_size)
 
     # --------------------------------------------------------------- helpers
@@ -320,9 +315,7 @@ class BlipVQAEngine(VQAEngine):
         Returns:
             list[list[str]]: Answers per image, in question order.
         """
-        if len(inputs) != len(questions):
-            raise ValueError(f'{len(inputs)} images but {len(questions)} '
-                             f'question lists')
+        check_question_lists(inputs, questions)
         if not inputs:
             return []
         image_embeds = self.encode_images(torch.stack(list(inputs)))

@@ -17,8 +17,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 from PIL import Image
 
-from .base import (VQA_ENGINES, VQAEngine, check_model_dir, dtype_name,
-                   missing_model_message, model_reference, resolve_dtype)
+from .base import (VQA_ENGINES, LocalModelVQAEngine, check_model_dir,
+                   check_question_lists, missing_model_message)
 
 #: An example instruction model (any image-text-to-text model works).
 VLM_EXAMPLE_HUB_ID = 'llava-hf/llava-1.5-7b-hf'
@@ -32,7 +32,7 @@ def normalize_answer(text: str) -> str:
 
 
 @VQA_ENGINES.register_module(name=['ImageTextToTextVQAEngine', 'vlm'])
-class ImageTextToTextVQAEngine(VQAEngine):
+class ImageTextToTextVQAEngine(LocalModelVQAEngine):
     """VQA with a generative vision-language model.
 
     Args:
@@ -83,10 +83,7 @@ class ImageTextToTextVQAEngine(VQAEngine):
         if generate_kwargs.get('do_sample'):
             raise ValueError('do_sample=True makes the corpus irreproducible; '
                              'use greedy or beam search')
-        self.model_path = model_path
-        self.device = torch.device(
-            device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-        self.dtype = resolve_dtype(dtype, self.device)
+        self._set_model_device(model_path, device, dtype)
         check_model_dir(model_path, 'image-text-to-text model',
                         VLM_EXAMPLE_HUB_ID)
         try:
@@ -120,16 +117,11 @@ class ImageTextToTextVQAEngine(VQAEngine):
     def answer_settings(self) -> Dict[str, Any]:
         """Model, prompt, decoding and dtype."""
         return dict(
-            type='ImageTextToTextVQAEngine',
-            model_path=model_reference(self.model_path),
-            dtype=dtype_name(self.dtype),
+            super().answer_settings(),
             prompt=self.prompt,
             use_chat_template=self.use_chat_template,
             normalize=self.normalize,
             **self.generate_kwargs)
-
-    def runtime_settings(self) -> Dict[str, Any]:
-        return dict(device=str(self.device), batch_size=self.batch_size)
 
     def build_prompt(self, question: str) -> str:
         """The full text input for one question."""
@@ -176,9 +168,7 @@ class ImageTextToTextVQAEngine(VQAEngine):
         Returns:
             list[list[str]]: Answers per image, in question order.
         """
-        if len(inputs) != len(questions):
-            raise ValueError(f'{len(inputs)} images but {len(questions)} '
-                             f'question lists')
+        check_question_lists(inputs, questions)
         flat_images = [img for img, qs in zip(inputs, questions) for _ in qs]
         flat_texts = [self.build_prompt(q) for qs in questions for q in qs]
         answers: List[str] = []
