@@ -4,7 +4,6 @@ Named weight files (backbone checkpoints, CLIP, the text tower) are replaced
 by tiny stand-ins, so every model builds on CPU without downloads.
 """
 import glob
-import json
 import os.path as osp
 import re
 
@@ -16,6 +15,8 @@ from mmseg.registry import MODELS, TRANSFORMS
 
 import qaclims_mm  # noqa: F401
 from qaclims_mm.structures.normalization import IMAGENET_MEAN, IMAGENET_STD
+from qaclims_mm.testing import (TINY_CLIP_TEXT, TINY_CLIP_VISION,
+                                save_tiny_clip)
 
 init_default_scope('mmseg')
 
@@ -25,28 +26,15 @@ LEAF_CONFIGS = sorted(
     osp.relpath(p, REPO)
     for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
     if '_base_' not in p)
-VISION = dict(embed_dim=16,
-              vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=3,
-                              head_width=16, mlp_ratio=2.0))
-TEXT = dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1)
+VISION, TEXT = TINY_CLIP_VISION, TINY_CLIP_TEXT
 
 
 @pytest.fixture(scope='module')
 def tiny_weights(tmp_path_factory):
     """A tiny random open_clip model: a CLIP checkpoint and a text tower."""
-    from open_clip.model import CLIP
-    from safetensors.torch import save_file
     root = tmp_path_factory.mktemp('tiny_weights')
-    torch.manual_seed(0)
-    clip = CLIP(**VISION, text_cfg=TEXT, quick_gelu=True)
-    torch.save(clip.state_dict(), root / 'clip.pt')
     text_dir = root / 'text'
-    text_dir.mkdir()
-    save_file({k: v.contiguous() for k, v in clip.state_dict().items()},
-              str(text_dir / 'open_clip_model.safetensors'))
-    (text_dir / 'open_clip_config.json').write_text(
-        json.dumps({'model_cfg': dict(VISION, text_cfg=TEXT,
-                                      quick_gelu=True)}))
+    save_tiny_clip(str(root / 'clip.pt'), str(text_dir))
     # CLIMS prompt caches (what tools/build_text_cache.py --clims-prompts
     # writes), encoded by the tiny text tower
     from qaclims_mm.datasets.class_names import get_classes

@@ -1,6 +1,5 @@
 """DeepLab v2 on pseudo masks (spec §6.7): ASPP-v2 head, MSC segmentor,
 balanced CE, lr groups, caffe-weight conversion and the dense-CRF option."""
-import os
 import os.path as osp
 import subprocess
 import sys

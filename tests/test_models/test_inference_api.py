@@ -5,7 +5,6 @@ the shipped configs, the weights replaced by tiny stand-ins (a small ResNet,
 a tiny CLIP, a prompt cache of its text tower) saved as MMEngine checkpoints
 with the dataset's metainfo, as training writes them.
 """
-import json
 import os.path as osp
 
 import numpy as np
@@ -20,12 +19,11 @@ from PIL import Image
 import qaclims_mm  # noqa: F401
 from qaclims_mm.datasets.class_names import VOC_CLASSES, VOC_PALETTE
 from qaclims_mm.models.utils import cams_to_seg
+from qaclims_mm.testing import (TINY_CLIP_TEXT, TINY_CLIP_VISION,
+                                save_tiny_clip)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-VISION = dict(embed_dim=16,
-              vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=3,
-                              head_width=16, mlp_ratio=2.0))
-TEXT = dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1)
+VISION, TEXT = TINY_CLIP_VISION, TINY_CLIP_TEXT
 VOC_META = dict(classes=('background', ) + tuple(VOC_CLASSES),
                 palette=[list(p) for p in VOC_PALETTE])
 TINY_R18 = dict(depth=18, base_channels=8, init_cfg=None)  # 64 channels out
@@ -35,9 +33,6 @@ TINY_R18 = dict(depth=18, base_channels=8, init_cfg=None)  # 64 channels out
 def assets(tmp_path_factory):
     """A 37x53 RGB image, a tiny CLIP (vision weights, text folder) and the
     CLIMS prompt cache of its text tower."""
-    from open_clip.model import CLIP
-    from safetensors.torch import save_file
-
     from qaclims_mm.datasets.class_names import get_classes
     from qaclims_mm.models.losses.clims_losses import (
         clims_background_prompts, clims_class_prompts)
@@ -46,15 +41,7 @@ def assets(tmp_path_factory):
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
     Image.fromarray(img).save(root / 'img.png')
-    torch.manual_seed(0)
-    clip = CLIP(**VISION, text_cfg=TEXT, quick_gelu=True)
-    torch.save(clip.state_dict(), root / 'clip.pt')
-    (root / 'text').mkdir()
-    save_file({k: v.contiguous() for k, v in clip.state_dict().items()},
-              str(root / 'text' / 'open_clip_model.safetensors'))
-    with open(root / 'text' / 'open_clip_config.json', 'w') as f:
-        json.dump({'model_cfg': dict(VISION, text_cfg=TEXT, quick_gelu=True)},
-                  f)
+    save_tiny_clip(str(root / 'clip.pt'), str(root / 'text'))
     names = get_classes('voc')
     build_prompt_text_cache(f'local-dir:{root / "text"}', None,
                             str(root / 'clims'), names,

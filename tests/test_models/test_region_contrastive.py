@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from mmseg.registry import MODELS
 
 from qaclims_mm.models.losses.region_contrastive import (

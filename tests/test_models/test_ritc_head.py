@@ -10,30 +10,19 @@ from mmengine.structures import BaseDataElement
 from mmseg.registry import MODELS
 
 import qaclims_mm  # noqa: F401
-from qaclims_mm.testing import reference_ritc_losses
+from qaclims_mm.testing import (TINY_CLIP_TEXT, TINY_CLIP_VISION,
+                                reference_ritc_losses, save_tiny_clip)
 
 init_default_scope('mmseg')
 
-VISION = dict(embed_dim=16,
-              vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=3,
-                              head_width=16, mlp_ratio=2.0))
-TEXT = dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1)
+VISION, TEXT = TINY_CLIP_VISION, TINY_CLIP_TEXT
 
 
 @pytest.fixture(scope='module')
 def clip_files(tmp_path_factory):
     """A tiny CLIP: weights file (vision) and local-dir folder (text)."""
-    from open_clip.model import CLIP
-    from safetensors.torch import save_file
     folder = tmp_path_factory.mktemp('tiny_clip')
-    torch.manual_seed(0)
-    model = CLIP(**VISION, text_cfg=TEXT, quick_gelu=True)
-    torch.save(model.state_dict(), folder / 'clip.pt')
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-              str(folder / 'open_clip_model.safetensors'))
-    with open(folder / 'open_clip_config.json', 'w') as f:
-        json.dump({'model_cfg': dict(VISION, text_cfg=TEXT, quick_gelu=True)},
-                  f)
+    save_tiny_clip(str(folder / 'clip.pt'), str(folder))
     return str(folder / 'clip.pt'), str(folder)
 
 

@@ -12,7 +12,7 @@ from qaclims_mm.evaluation.cam_labels import cams_to_label
 from qaclims_mm.models.utils.cam_ops import (DEFAULT_CAM_THRESHOLD,
                                              cams_to_seg)
 from qaclims_mm.refine.ir_label import make_ir_label, threshold_channels
-from qaclims_mm.refine.refiners import (REFINERS, IRLabelRefiner,
+from qaclims_mm.refine.refiners import (REFINERS,
                                         RandomWalkRefiner, ThresholdRefiner,
                                         build_refiner)
 from qaclims_mm.refine.stages import CAMLabelJob, make_pseudo_labels

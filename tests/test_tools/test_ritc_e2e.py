@@ -4,7 +4,6 @@ The corpus is built with the QAPE library from answer records, its text cache
 with ``tools/build_text_cache.py``; CLIP is a tiny random open_clip model saved
 to disk, so the real loading code runs.
 """
-import json
 import os
 import os.path as osp
 import subprocess
@@ -18,12 +17,11 @@ from train_logs import (assert_loss_decreases, assert_losses_finite,
 from qaclims_mm.datasets.labels_file import load_labels_file
 from qaclims_mm.qape import build_corpus, build_question_set, save_corpus
 from qaclims_mm.datasets.class_names import VOC_CLASSES
+from qaclims_mm.testing import (TINY_CLIP_TEXT, TINY_CLIP_VISION,
+                                save_tiny_clip)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-VISION = dict(embed_dim=16,
-              vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=3,
-                              head_width=16, mlp_ratio=2.0))
-TEXT = dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=1)
+VISION, TEXT = TINY_CLIP_VISION, TINY_CLIP_TEXT
 
 
 def run(*args: str) -> str:
@@ -37,19 +35,9 @@ def run(*args: str) -> str:
 
 @pytest.fixture(scope='module')
 def assets(synthetic_voc_root, tmp_path_factory):
-    from open_clip.model import CLIP
-    from safetensors.torch import save_file
     root = tmp_path_factory.mktemp('ritc')
-    torch.manual_seed(0)
-    clip = CLIP(**VISION, text_cfg=TEXT, quick_gelu=True)
-    torch.save(clip.state_dict(), root / 'clip.pt')
     text_dir = root / 'text'
-    text_dir.mkdir()
-    save_file({k: v.contiguous() for k, v in clip.state_dict().items()},
-              str(text_dir / 'open_clip_model.safetensors'))
-    with open(text_dir / 'open_clip_config.json', 'w') as f:
-        json.dump({'model_cfg': dict(VISION, text_cfg=TEXT, quick_gelu=True)},
-                  f)
+    save_tiny_clip(str(root / 'clip.pt'), str(text_dir))
     # a corpus for every labelled pair; one pair's BG answers are all its own
     # class name, so it has no BG text left and the losses skip it
     labels = load_labels_file(osp.join(synthetic_voc_root, 'cls_labels.json'))
