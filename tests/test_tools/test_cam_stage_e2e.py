@@ -146,3 +146,34 @@ def test_cams_for_a_split_without_masks(trained, synthetic_voc_root,
                               'ImageSets/Segmentation/train_aug.txt'))
     assert len(os.listdir(cam_dir)) == len(ids)
     assert np.isfinite(load_cam(osp.join(cam_dir, ids[0] + '.npz'))['cam']).all()
+
+
+def test_stock_mmseg_tools_train_and_test_the_config(synthetic_voc_root,
+                                                     initial, tmp_path):
+    """MMSegmentation's own tools/train.py and tools/test.py (the ones pip
+    installs under mmseg/.mim) run our config unchanged: the config's
+    custom_imports register qaclims_mm."""
+    import glob
+    import json
+
+    import mmseg
+    stock = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
+    work = str(tmp_path / 'stock')
+    run_tool(osp.join(stock, 'train.py'), DEMO_CONFIG, '--work-dir', work,
+             *data_options(synthetic_voc_root, 'train_cfg.max_epochs=1',
+                           'param_scheduler.0.end=1',
+                           'train_dataloader.batch_size=8',
+                           f'load_from={initial[0]}', *PER_ITER_LOGGING))
+    records = train_records(work)
+    assert [r['step'] for r in records] == list(range(1, ITERS_PER_EPOCH + 1))
+    assert_losses_finite(records, ('loss_cls', ))
+    ckpt = osp.join(work, 'epoch_1.pth')
+    assert_weights_changed(initial[1], ckpt, ['cam_head.classifier.weight'])
+    run_tool(osp.join(stock, 'test.py'), DEMO_CONFIG, ckpt, '--work-dir',
+             work, *data_options(synthetic_voc_root))
+    # the stock test.py logs the metrics to <work>/<timestamp>/<timestamp>.json
+    metrics = [json.load(open(p)) for p in sorted(glob.glob(
+        osp.join(work, '*', '*.json'))) if 'mIoU' in open(p).read()]
+    assert metrics, 'the stock tools/test.py logged no mIoU'
+    assert 0 < metrics[-1]['mIoU'] < 100
+    assert 0 < metrics[-1]['best_mIoU'] <= 100
