@@ -306,6 +306,22 @@ def test_unknown_category_names_the_image(coco_root):
     assert not osp.exists(osp.join(coco_root, 'wsss'))
 
 
+@pytest.mark.parametrize('num_workers', [0, 2])
+def test_mask_error_names_the_image(coco_root, num_workers):
+    path = osp.join(coco_root, 'annotations', 'instances_val2014.json')
+    with open(path) as f:
+        data = json.load(f)
+    data['annotations'].append(_ann(99, 73, 44, 'not a segmentation', 4))
+    with open(path, 'w') as f:
+        json.dump(data, f)
+    with pytest.raises(Exception, match='COCO_val2014_000000000073'):
+        convert_coco14(coco_root, splits=('val', ), num_workers=num_workers,
+                       progress=False)
+    mask_dir = osp.join(coco_root, 'wsss', 'mask', 'val2014')
+    assert not osp.exists(osp.join(mask_dir, 'COCO_val2014_000000000073.png'))
+    assert not [f for f in os.listdir(mask_dir) if not f.endswith('.png')]
+
+
 def test_missing_annotation_file_names_the_path(tmp_path):
     root = str(tmp_path / 'coco')
     os.makedirs(root)

@@ -1,5 +1,6 @@
 """VOC converter and dataset on the synthetic VOC-format set."""
 import json
+import os
 import os.path as osp
 import shutil
 import xml.etree.ElementTree as ET
@@ -57,6 +58,35 @@ def test_converter_is_resumable(synthetic_voc_root, tmp_path):
     (tmp_path / 'VOC2012' / 'SegmentationClassAug' / (some + '.png')).unlink()
     assert convert_voc12(voc, sbd_root=sbd,
                          progress=False)['masks_written'] == 1
+
+
+def test_converter_second_run_writes_no_mask(synthetic_voc_root, tmp_path):
+    voc = str(tmp_path / 'VOC2012')
+    shutil.copytree(synthetic_voc_root, voc)
+    sbd = osp.join(osp.dirname(synthetic_voc_root), 'SBD')
+    mask_dir = osp.join(voc, 'SegmentationClassAug')
+    before = {f: os.stat(osp.join(mask_dir, f)).st_mtime_ns
+              for f in os.listdir(mask_dir)}
+    assert convert_voc12(voc, sbd_root=sbd,
+                         progress=False)['masks_written'] == 0
+    assert {f: os.stat(osp.join(mask_dir, f)).st_mtime_ns
+            for f in os.listdir(mask_dir)} == before
+
+
+def test_converter_missing_mask_names_the_image(synthetic_voc_root, tmp_path):
+    voc = str(tmp_path / 'VOC2012')
+    shutil.copytree(synthetic_voc_root, voc)
+    sbd = str(tmp_path / 'SBD')
+    shutil.copytree(osp.join(osp.dirname(synthetic_voc_root), 'SBD'), sbd)
+    train_aug = read_split(osp.join(voc, 'ImageSets/Segmentation/train_aug.txt'))
+    lost = next(i for i in train_aug if not osp.isfile(
+        osp.join(voc, 'SegmentationClass', i + '.png')))
+    os.remove(osp.join(sbd, 'cls', lost + '.mat'))
+    shutil.rmtree(osp.join(voc, 'SegmentationClassAug'))
+    with pytest.raises(FileNotFoundError, match=repr(lost)):
+        convert_voc12(voc, sbd_root=sbd, progress=False)
+    # checked before any mask is written
+    assert not osp.exists(osp.join(voc, 'SegmentationClassAug'))
 
 
 def test_dataset_ids_labels_and_masks(synthetic_voc_root):

@@ -35,15 +35,16 @@ leaves no half-written PNG behind and can simply be restarted.
 import contextlib
 import io
 import json
-import multiprocessing
 import os
 import os.path as osp
-from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from ...utils.image_jobs import ImageJobWriter, MapResult
 from ...utils.io import atomic_write_text
-from ...utils.label_io import write_label_png
+from ...utils.label_io import label_to_png_bytes, write_label_png
 from ..class_names import COCO_CATEGORY_IDS, COCO_CLASSES, coco_palette
 from ..labels_file import load_labels_file, save_labels_file
 
@@ -55,10 +56,6 @@ COCO_CATEGORY_TO_INDEX: Dict[int, int] = {
 
 # The colours of the mask PNGs (background black, then 80 classes).
 _PALETTE = coco_palette(81)
-
-# Images handed to the worker pool per round; bounds the memory taken by the
-# queued (pickled) annotations on the 82k-image train split.
-_POOL_ROUND = 2048
 
 # Keys of an annotation that mask rendering needs (the rest is not sent to
 # the workers).
@@ -247,64 +244,67 @@ def save_mask_png(path: str, semantic: np.ndarray) -> None:
     write_label_png(path, semantic, _PALETTE)
 
 
-# --------------------------------------------------------------- worker pool
+# ------------------------------------------------------------ per-image job
 
-# One shell COCO object per worker process: only ``annToMask`` and ``imgs`` are
-# used, and ``imgs`` is set per task, so the workers never load the JSON.
-_WORKER_COCO = None
-
-# (png path, COCO image id, image entry, annotations)
-_MaskTask = Tuple[str, int, dict, List[dict]]
+# One shell COCO object per process: only ``annToMask`` and ``imgs`` are used,
+# and ``imgs`` is set per image, so the workers never load the JSON.
+_SHELL_COCO = None
 
 
-def _init_worker() -> None:
-    global _WORKER_COCO
-    from pycocotools.coco import COCO
-    with contextlib.redirect_stdout(io.StringIO()):
-        _WORKER_COCO = COCO()
+def _shell_coco():
+    global _SHELL_COCO
+    if _SHELL_COCO is None:
+        from pycocotools.coco import COCO
+        with contextlib.redirect_stdout(io.StringIO()):
+            _SHELL_COCO = COCO()
+    return _SHELL_COCO
 
 
-def _write_mask_task(task: _MaskTask) -> str:
-    """Render and write one mask in a worker; returns the PNG path."""
-    path, image_id, img, anns = task
-    _WORKER_COCO.imgs = {image_id: img}
-    save_mask_png(path, render_semantic_mask(_WORKER_COCO, image_id, anns))
-    return path
+@dataclass(frozen=True)
+class CocoMaskJob:
+    """The semantic mask PNG of one image, for
+    :class:`~qaclims_mm.utils.image_jobs.ImageJobWriter`.
+
+    Called as ``job(stem, image_id, img, anns)`` with the COCO image id, its
+    image entry (``height``, ``width``, ``file_name``) and its annotations;
+    returns the palette PNG bytes (:func:`coco_palette`).
+    """
+
+    def __call__(self, stem: str, image_id: int, img: dict,
+                 anns: Sequence[dict]) -> bytes:
+        coco = _shell_coco()
+        coco.imgs = {image_id: img}
+        return label_to_png_bytes(
+            render_semantic_mask(coco, image_id, anns), _PALETTE)
 
 
-def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def _mask_job_args(coco, image_id: int) -> Tuple[int, dict, List[dict]]:
+    """The picklable inputs of :class:`CocoMaskJob` for one image (only the
+    fields that rendering reads, so little is sent to a worker)."""
+    img = coco.imgs[image_id]
+    img = dict(id=image_id, height=img['height'], width=img['width'],
+               file_name=img.get('file_name', ''))
+    anns = [{k: ann[k] for k in _MASK_ANN_KEYS if k in ann}
+            for ann in coco.imgToAnns.get(image_id, [])]
+    return image_id, img, anns
 
 
-def _write_masks(coco, todo: Sequence[Tuple[str, int]], num_workers: int,
-                 progress_bar) -> None:
-    """Write the masks of ``todo`` (``(png path, COCO image id)`` pairs)."""
-    if num_workers <= 0:
-        for path, image_id in todo:
-            save_mask_png(
-                path,
-                render_semantic_mask(coco, image_id,
-                                     coco.imgToAnns.get(image_id, [])))
-            progress_bar.update(1)
-        return
-
-    def tasks(chunk: Iterable[Tuple[str, int]]) -> Iterator[_MaskTask]:
-        for path, image_id in chunk:
-            img = coco.imgs[image_id]
-            img = dict(id=image_id, height=img['height'], width=img['width'],
-                       file_name=img.get('file_name', ''))
-            anns = [{k: ann[k] for k in _MASK_ANN_KEYS if k in ann}
-                    for ann in coco.imgToAnns.get(image_id, [])]
-            yield path, image_id, img, anns
-
-    with multiprocessing.Pool(num_workers, initializer=_init_worker) as pool:
-        # rounds of _POOL_ROUND images: the pool's feeder thread would
-        # otherwise pickle the annotations of the whole split at once
-        for chunk in _chunks(todo, _POOL_ROUND):
-            for _ in pool.imap_unordered(
-                    _write_mask_task, tasks(chunk), chunksize=16):
-                progress_bar.update(1)
+def _write_masks(coco, mask_dir: str, stem_to_id: Dict[str, int],
+                 stems: Sequence[str], num_workers: int, overwrite: bool,
+                 progress: bool) -> MapResult:
+    """Write ``<mask_dir>/<stem>.png`` for every stem through the per-image
+    runner (skip-existing, atomic writes, workers, progress, the image id
+    in errors)."""
+    job = CocoMaskJob()
+    with ImageJobWriter(mask_dir, overwrite=overwrite, workers=num_workers,
+                        total=len(stems), progress=progress) as writer:
+        for stem in stems:
+            if writer.is_done(stem):
+                writer.skip(stem)
+            else:
+                writer.submit(stem, job,
+                              *_mask_job_args(coco, stem_to_id[stem]))
+    return writer.result
 
 
 # ------------------------------------------------------------------ driver
@@ -344,8 +344,6 @@ def convert_coco14_split(coco_root: str,
     Returns:
         dict: The split's summary (see :func:`convert_coco14`).
     """
-    from tqdm import tqdm
-
     ann_path = annotation_path(coco_root, split)
     coco = load_coco(ann_path, verbose=progress)
     _check_categories(coco, ann_path)
@@ -364,16 +362,9 @@ def convert_coco14_split(coco_root: str,
 
     masks_written = masks_skipped = 0
     if write_masks:
-        os.makedirs(mask_dir, exist_ok=True)
-        existing = set() if overwrite else set(os.listdir(mask_dir))
-        todo = [(osp.join(mask_dir, stem + '.png'), stem_to_id[stem])
-                for stem in img_ids if stem + '.png' not in existing]
-        masks_skipped = len(img_ids) - len(todo)
-        with tqdm(total=len(img_ids), initial=masks_skipped,
-                  desc=f'{split}2014 masks', unit='img',
-                  disable=not progress) as bar:
-            _write_masks(coco, todo, num_workers, bar)
-        masks_written = len(todo)
+        result = _write_masks(coco, mask_dir, stem_to_id, img_ids,
+                              num_workers, overwrite, progress)
+        masks_written, masks_skipped = result.written, result.skipped
 
     anns = coco.dataset.get('annotations', [])
     return dict(
@@ -413,11 +404,11 @@ def convert_coco14(coco_root: str,
         out_subdir (str): Output folder, relative to ``coco_root``. Defaults to
             ``'wsss'``.
         write_masks (bool): Also write the semantic GT PNGs. Defaults to True.
-        num_workers (int): Worker processes for the masks; 0 renders them in
-            this process. Defaults to 0.
+        num_workers (int): Worker processes for the masks; 0 or 1 renders
+            them in this process. Defaults to 0.
         overwrite (bool): Rewrite masks that already exist. Defaults to False
             (resume: existing PNGs are kept).
-        progress (bool): Show a tqdm bar and pycocotools' messages. Defaults
+        progress (bool): Show a progress bar and pycocotools' messages. Defaults
             to True.
 
     Returns:

@@ -15,16 +15,18 @@ What it writes (into ``out_root``, by default the VOC root itself):
 Every output is written atomically and an existing mask is not rewritten, so an
 interrupted conversion restarts where it stopped.
 """
-import os
 import os.path as osp
 import xml.etree.ElementTree as ET
-from typing import Dict, Iterable, List, Optional
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
 
+from ...utils.image_jobs import map_images
 from ...utils.io import atomic_write_text, read_split
-from ...utils.label_io import label_png_palette, write_label_png
+from ...utils.label_io import (label_png_palette, label_to_png_bytes,
+                               write_label_png)
 from ..class_names import VOC_CLASSES, VOC_PALETTE, voc_xml_name_to_index
 from ..labels_file import save_labels_file
 
@@ -87,6 +89,42 @@ def save_index_png(path: str, mask: np.ndarray,
     write_label_png(path, mask, label_png_palette(palette or VOC_PALETTE))
 
 
+@dataclass(frozen=True)
+class VOCMaskJob:
+    """The ``SegmentationClassAug`` PNG of one image, for
+    :func:`~qaclims_mm.utils.image_jobs.map_images`: VOC's
+    ``SegmentationClass/<id>.png`` where it exists, SBD's ``cls/<id>.mat``
+    otherwise, as a VOC palette PNG (:func:`save_index_png`'s bytes).
+
+    Args:
+        voc_root (str): ``VOCdevkit/VOC2012``.
+        sbd_root (str): The SBD ``dataset`` folder.
+    """
+    voc_root: str
+    sbd_root: str
+
+    def _sources(self, img_id: str) -> Tuple[str, str]:
+        return (osp.join(self.voc_root, 'SegmentationClass', img_id + '.png'),
+                osp.join(self.sbd_root, 'cls', img_id + '.mat'))
+
+    def check(self, img_id: str) -> None:
+        """Raise FileNotFoundError, naming the image, when it has no mask."""
+        voc_png, mat = self._sources(img_id)
+        if not osp.isfile(voc_png) and not osp.isfile(mat):
+            raise FileNotFoundError(
+                f'image {img_id!r}: no mask in SegmentationClass nor in SBD '
+                f'({mat})')
+
+    def __call__(self, img_id: str) -> bytes:
+        self.check(img_id)
+        voc_png, mat = self._sources(img_id)
+        if osp.isfile(voc_png):
+            mask = np.asarray(Image.open(voc_png))
+        else:
+            mask = load_sbd_mask(mat)
+        return label_to_png_bytes(mask, label_png_palette(VOC_PALETTE))
+
+
 def _write_split(path: str, ids: List[str]) -> None:
     atomic_write_text(path, ''.join(i + '\n' for i in ids))
 
@@ -140,29 +178,10 @@ def convert_voc12(voc_root: str,
 
     written = 0
     if write_masks and train_aug:
-        mask_dir = osp.join(out_root, 'SegmentationClassAug')
-        os.makedirs(mask_dir, exist_ok=True)
         ids = sorted(set(train_aug) | set(val))
-        it = ids
-        if progress:
-            from tqdm import tqdm
-            it = tqdm(ids, desc='SegmentationClassAug', unit='img')
-        for img_id in it:
-            out = osp.join(mask_dir, img_id + '.png')
-            if osp.exists(out) and not overwrite:
-                continue
-            voc_png = osp.join(voc_root, 'SegmentationClass', img_id + '.png')
-            if osp.isfile(voc_png):
-                mask = np.asarray(Image.open(voc_png))
-            else:
-                mat = osp.join(sbd_root, 'cls', img_id + '.mat')
-                if not osp.isfile(mat):
-                    raise FileNotFoundError(
-                        f'image {img_id!r}: no mask in SegmentationClass nor '
-                        f'in SBD ({mat})')
-                mask = load_sbd_mask(mat)
-            save_index_png(out, mask)
-            written += 1
+        written = map_images(ids, VOCMaskJob(voc_root, sbd_root),
+                             osp.join(out_root, 'SegmentationClassAug'),
+                             overwrite=overwrite, progress=progress).written
     return dict(
         labels_file=labels_path,
         num_labelled=len(labels),
