@@ -69,6 +69,7 @@ def _mean_field(dcrf, image: np.ndarray, unary: np.ndarray, num_labels: int,
                              rgbim=image, compat=bilateral[2])
     return crf.inference(n_iters)
 
+
 def crf_from_labels(image: np.ndarray,
                     labels: np.ndarray,
                     num_labels: int,

@@ -47,6 +47,7 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import FUNCTIONS
+from mmengine.runner.utils import set_random_seed
 from mmseg.registry import HOOKS
 
 # Tags that keep the epoch and batch streams apart.
@@ -69,18 +70,6 @@ def derive_seed(seed: int, rank: int, stream: int, position: int) -> int:
     """
     entropy = [int(seed) % 2**63, int(rank), int(stream), int(position)]
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's (CPU and every CUDA device)
-    global generators.
-
-    Args:
-        seed (int): A seed in ``[0, 2**32)``.
-    """
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # also seeds every CUDA device
 
 
 @FUNCTIONS.register_module()
@@ -120,7 +109,7 @@ class _ReseedingIterator:
         return self
 
     def __next__(self) -> Any:
-        seed_everything(
+        set_random_seed(
             derive_seed(self._seed, self._rank, _BATCH_STREAM, self.fetched))
         self.fetched += 1
         return next(self._inner)
@@ -171,7 +160,7 @@ class ReproducibleResumeHook(Hook):
         _shutdown_workers(getattr(iterator, '_iterator', None))
         _shutdown_persistent_workers(loader)
         rank = get_rank()
-        seed_everything(derive_seed(runner.seed, rank, _START_STREAM, 0))
+        set_random_seed(derive_seed(runner.seed, rank, _START_STREAM, 0))
         loop.dataloader_iterator = _ReseedingIterator(
             type(iterator)(loader), runner.seed, rank)
 
@@ -179,7 +168,7 @@ class ReproducibleResumeHook(Hook):
         """Epoch-based loops: reseed from the epoch; fresh workers."""
         if hasattr(runner.train_loop, 'dataloader_iterator'):
             return  # iteration-based: reseeded per batch instead
-        seed_everything(
+        set_random_seed(
             derive_seed(runner.seed, get_rank(), _EPOCH_STREAM, runner.epoch))
         loader = runner.train_loop.dataloader
         if self.respawn_persistent_workers:
