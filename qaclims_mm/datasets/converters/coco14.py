@@ -44,7 +44,7 @@ import numpy as np
 
 from ...utils.image_jobs import ImageJobWriter, MapResult
 from ...utils.io import atomic_write_text
-from ...utils.label_io import label_to_png_bytes, write_label_png
+from ...utils.label_io import label_to_png_bytes
 from ..class_names import COCO_CATEGORY_IDS, COCO_CLASSES, coco_palette
 from ..labels_file import load_labels_file, save_labels_file
 
@@ -237,11 +237,6 @@ def render_semantic_mask(coco, image_id: int,
     for _, _, cls, binary in instances:
         semantic[binary] = cls + 1
     return semantic
-
-
-def save_mask_png(path: str, semantic: np.ndarray) -> None:
-    """Write a label map atomically as a palette PNG (:func:`coco_palette`)."""
-    write_label_png(path, semantic, _PALETTE)
 
 
 # ------------------------------------------------------------ per-image job
