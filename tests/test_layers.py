@@ -29,6 +29,7 @@ LAYERS: Tuple[str, ...] = (
     'datasets | models',
     'evaluation | engine',
     'refine | qape | synthetic',
+    'pipeline',
     '__root__',
     'testing',
 )
