@@ -8,10 +8,27 @@ import os.path as osp
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ...utils.io import atomic_write_text, read_split
-from ..base import StageContext, StageInputError
+from ..base import BaseStage, StageContext, StageInputError
 
 #: Short dataset names accepted by the ``dataset`` param of the stages.
 DATASET_ALIASES = dict(voc='VOC12WSSSDataset', coco='COCO14WSSSDataset')
+
+
+class FunctionStage(BaseStage):
+    """A stage that calls one stage API of the package.
+
+    Its fingerprint leaves out :attr:`runtime_params`: settings that change
+    where or how fast the work runs but not its outputs (the device,
+    worker processes), so that moving a run does not re-run it.
+    """
+
+    #: Params that do not decide the outputs (not fingerprinted).
+    runtime_params: tuple = ()
+
+    def settings(self) -> Dict[str, Any]:
+        params = {k: v for k, v in self.params.items()
+                  if k not in self.runtime_params}
+        return dict(type=type(self).__name__, params=params)
 
 
 def read_split_ids(stage: str, key: str, path: str) -> List[str]:

@@ -15,15 +15,15 @@ import json
 import os.path as osp
 from typing import Any, Dict, Optional
 
-from ..base import PIPELINE_STAGES, BaseStage, StageContext
-from .common import write_json
+from ..base import PIPELINE_STAGES, StageContext
+from .common import FunctionStage, write_json
 
 #: The completion record inside ``data_root``.
 RECORD_FILE = 'synthetic.json'
 
 
 @PIPELINE_STAGES.register_module()
-class SyntheticDataStage(BaseStage):
+class SyntheticDataStage(FunctionStage):
     """Generate and convert the synthetic VOC dataset.
 
     No inputs. Output: ``data_root``, which must be a folder named

@@ -15,8 +15,9 @@ from ...evaluation.cam_labels import DEFAULT_CAM_THRESHOLD, check_threshold
 from ...evaluation.confusion import (confusion_to_scores,
                                      fg_false_activation_per_class)
 from ...utils.io import atomic_write_text
-from ..base import PIPELINE_STAGES, BaseStage, StageContext, require_files
-from .common import dataset_metainfo, percent, read_split_ids, write_json
+from ..base import PIPELINE_STAGES, StageContext, require_files
+from .common import (FunctionStage, dataset_metainfo, percent, read_split_ids,
+                     write_json)
 
 #: The official threshold sweep (``--eval_cam_best``): 0.05..0.59 by 0.01.
 DEFAULT_SWEEP = (0.05, 0.59, 0.01)
@@ -50,7 +51,7 @@ def class_scores(conf: np.ndarray,
         })
 
 
-class _EvalStage(BaseStage):
+class _EvalStage(FunctionStage):
     """Shared parts: ``split`` and ``gt`` inputs, the ``dataset`` param."""
 
     run_on = 'rank0'

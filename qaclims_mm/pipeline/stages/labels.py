@@ -20,14 +20,15 @@ import os.path as osp
 from typing import Any, Dict, List, Optional
 
 from ...refine.refiners import build_refiner
-from ...refine.stages import make_ir_labels, make_pseudo_labels, make_rw_labels
-from ..base import (PIPELINE_STAGES, BaseStage, StageContext,
-                    StageInputError, require_files)
-from .common import (dataset_metainfo, default_device, read_split_ids,
-                     run_sharded)
+from ...refine.stages import (make_ir_labels, make_pseudo_labels,
+                              make_rw_labels)
+from ..base import (PIPELINE_STAGES, StageContext, StageInputError,
+                    require_files)
+from .common import (FunctionStage, dataset_metainfo, default_device,
+                     read_split_ids, run_sharded)
 
 
-class _CAMLabelStage(BaseStage):
+class _CAMLabelStage(FunctionStage):
     """Shared parts: inputs ``cams``, ``split`` (+ ``images``), output
     ``labels``; params ``dataset`` (class names and palette), ``img_suffix``,
     ``workers`` (CPU processes per rank), ``progress``."""
@@ -35,6 +36,7 @@ class _CAMLabelStage(BaseStage):
     run_on = 'all'
     required_inputs = ('cams', 'split')
     required_outputs = ('labels', )
+    runtime_params = ('workers', 'device')
     #: Whether the writer reads the images (then ``images`` is required).
     needs_images = False
 
@@ -181,11 +183,6 @@ class RandomWalkStage(_CAMLabelStage):
         super().__init__(name, inputs, outputs, radius=radius, beta=beta,
                          exp_times=exp_times, bg_threshold=bg_threshold,
                          device=device, **params)
-
-    def settings(self) -> Dict[str, Any]:
-        # the device does not decide the labels
-        params = {k: v for k, v in self.params.items() if k != 'device'}
-        return dict(type=type(self).__name__, params=params)
 
     def check_inputs(self, ctx: StageContext) -> None:
         super().check_inputs(ctx)

@@ -11,15 +11,15 @@ import os.path as osp
 from typing import Any, Dict, Optional
 
 from ...datasets.class_names import get_classes
-from ..base import PIPELINE_STAGES, BaseStage, StageContext, StageInputError
-from .common import read_split_ids
+from ..base import PIPELINE_STAGES, StageContext, StageInputError
+from .common import FunctionStage, read_split_ids
 
 #: The corpus file inside the ``corpus`` output folder.
 CORPUS_FILE = 'corpus.json'
 
 
 @PIPELINE_STAGES.register_module()
-class QAPEStage(BaseStage):
+class QAPEStage(FunctionStage):
     """Ask the VQA questions for every (image, labelled class) pair.
 
     Inputs: ``images`` (JPEG folder), ``labels`` (``cls_labels.json``),
@@ -51,6 +51,9 @@ class QAPEStage(BaseStage):
     run_on = 'all'
     required_inputs = ('images', 'labels', 'model')
     required_outputs = ('corpus', )
+    # where the model runs and how images are loaded do not decide the
+    # answers; batch_size and dtype may (padding, precision)
+    runtime_params = ('device', 'num_workers')
 
     def __init__(self, name: str, inputs: Optional[Dict[str, str]] = None,
                  outputs: Optional[Dict[str, str]] = None,
@@ -66,13 +69,6 @@ class QAPEStage(BaseStage):
                          questions=questions, dtype=dtype,
                          num_workers=num_workers, img_suffix=img_suffix,
                          device=device, **params)
-
-    def settings(self) -> Dict[str, Any]:
-        # where the model runs and how images are loaded do not decide the
-        # answers; batch_size and dtype may (padding, precision)
-        params = {k: v for k, v in self.params.items()
-                  if k not in ('device', 'num_workers')}
-        return dict(type=type(self).__name__, params=params)
 
     def num_classes(self) -> Optional[int]:
         return len(get_classes(self.params['classes']))

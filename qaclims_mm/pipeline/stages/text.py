@@ -12,8 +12,8 @@ from typing import Any, Dict, Optional
 
 from ...datasets.class_names import get_classes
 from ...qape.questions import TEXT_PROMPT
-from ..base import PIPELINE_STAGES, BaseStage, StageContext, StageInputError
-from .common import default_device
+from ..base import PIPELINE_STAGES, StageContext, StageInputError
+from .common import FunctionStage, default_device
 from .qape import corpus_file
 
 LOCAL_DIR_PREFIX = 'local-dir:'
@@ -35,18 +35,15 @@ def _clip_model(stage: str, clip: str,
     return dict(model_name=model_name, pretrained=clip)
 
 
-class _TextStage(BaseStage):
+class _TextStage(FunctionStage):
     """Shared parts: the ``clip`` input, the ``cache`` prefix output."""
 
     run_on = 'rank0'
     required_outputs = ('cache', )
+    runtime_params = ('device', )
 
     def num_classes(self) -> Optional[int]:
         return len(get_classes(self.params['classes']))
-
-    def settings(self) -> Dict[str, Any]:
-        params = {k: v for k, v in self.params.items() if k != 'device'}
-        return dict(type=type(self).__name__, params=params)
 
     def clip_model(self) -> Dict[str, Optional[str]]:
         """``model_name`` and ``pretrained`` for the text encoder."""
