@@ -513,3 +513,73 @@ def test_prompt_cache_stage(tiny_clip, tmp_path):
     assert index['class_prompts'][14] == 'a photo of player.'
     assert safetensors_memmap(prefix + '.safetensors',
                               'class_features').shape == (20, 16)
+
+
+RANK_SCRIPT = r'''
+import json, sys
+import torch.distributed as dist
+import qaclims_mm  # noqa: F401
+from qaclims_mm.pipeline import PIPELINE_STAGES, StageContext
+rank, cams, split, labels, work = sys.argv[1:]
+dist.init_process_group('gloo', rank=int(rank), world_size=2)
+stage = PIPELINE_STAGES.build(dict(
+    type='PseudoLabelStage', name='thr',
+    inputs=dict(cams=cams, split=split), outputs=dict(labels=labels)))
+done = []
+write = stage.write
+stage.write = lambda ids, ctx: (done.append(list(ids)), write(ids, ctx))
+ctx = StageContext(work_dir=work, stage_dir=work, rank=int(rank),
+                   world_size=2, progress=False)
+stage.check_inputs(ctx)
+metrics = stage.run(ctx)
+dist.barrier()
+dist.destroy_process_group()
+print('RESULT', json.dumps(dict(done=done, metrics=metrics)))
+'''
+
+
+def test_label_stage_under_two_gloo_processes(world, tmp_path):
+    """The real barrier: two processes in one gloo group share the split."""
+    import socket
+    import subprocess
+    import sys
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    labels = str(tmp_path / 'thr')
+    procs = [
+        subprocess.Popen(
+            [sys.executable, '-c', RANK_SCRIPT, str(rank), world['cam_dir'],
+             world['split'], labels, str(tmp_path)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True) for rank in (0, 1)
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        line = [x for x in out.splitlines() if x.startswith('RESULT ')][-1]
+        results.append(json.loads(line[len('RESULT '):]))
+    ids = world['ids']
+    assert results[0]['done'] == [[], ids[0::2]]
+    assert results[1]['done'] == [ids[1::2]]
+    assert results[0]['metrics'] == dict(num_images=NUM_IDS)
+    for img_id, (keys, high_res) in world['cams'].items():
+        np.testing.assert_array_equal(
+            read_label_png(osp.join(labels, img_id + '.png')),
+            reference_label(keys, high_res, np.float32(0.15)))
+
+
+def test_runtime_params_are_not_fingerprinted(world):
+    inputs = dict(cams=world['cam_dir'], images=world['images'],
+                  split=world['split'], irn_checkpoint='x.pth',
+                  irn_config='irn.py')
+    outputs = dict(labels='rw')
+
+    def settings(**params):
+        return build(dict(type='RandomWalkStage', name='rw', inputs=inputs,
+                          outputs=outputs, **params)).settings()
+
+    assert settings(device='cuda:1', workers=4) == settings()
+    assert settings(beta=8.) != settings()
