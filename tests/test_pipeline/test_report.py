@@ -1,7 +1,5 @@
 """The pipeline report: summary.json, visualizer scalars, report.md, PNGs."""
 import json
-import math
-import os
 import os.path as osp
 import re
 
@@ -95,16 +93,6 @@ def report_cfg(root, **kwargs) -> Config:
                   tile_size=64)
     report.update(kwargs)
     return Config(dict(report=report))
-
-
-def md_rows(text: str, first_cell: str) -> list:
-    """The cells of the Markdown table rows starting with ``first_cell``."""
-    rows = []
-    for line in text.splitlines():
-        cells = [c.strip().strip('*') for c in line.strip('|').split('|')]
-        if line.startswith('|') and cells[0] == first_cell:
-            rows.append(cells)
-    return rows
 
 
 def md_table(text: str, first_header: str) -> dict:
@@ -213,8 +201,6 @@ def test_report_tables_pick_each_variants_numbers(tmp_path, tiny_outputs):
     # the terminal text: same numbers, fixed width
     for value in ('41.22', '63.29', '59.74', 'QA-CLIMS', 'eval_rw_qa'):
         assert value in text
-    for block in text.split('\n+')[0:1]:
-        assert block
     table_lines = [line for line in text.splitlines() if line[:1] in '|+']
     assert len({len(line) for line in table_lines}) == 2  # two tables
 
@@ -294,3 +280,16 @@ def test_report_config_problems_are_listed_not_fatal(tmp_path):
         md = f.read()
     assert 'eval_typo' in md and 'Report config problems' in md
     assert md_table(md, 'variant')['X']['mIoU@0.15'] == '-'
+
+
+def test_report_of_a_run_without_evaluations(tmp_path):
+    """No report block, no EvalCAMs stage, a plain dict config: the stage
+    table alone, no pictures."""
+    records = run_records()[:1]
+    text = finish_report(str(tmp_path), dict(), records)
+    assert 'CAM variants' not in text and '| cam ' in text
+    with open(osp.join(str(tmp_path), 'report.md')) as f:
+        md = f.read()
+    assert md_table(md, 'stage')['total']['wall time'] == '2m 05s'
+    assert '![' not in md and 'No EvalCAMs stage recorded a sweep' in md
+    assert not osp.exists(osp.join(str(tmp_path), 'report-files'))

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.logging import print_log
+from PIL import Image, ImageDraw, ImageFont
 
 from ...engine.hooks import cam_overlay
 from ...structures.image_decoding import read_image
@@ -48,28 +49,26 @@ def label_lut() -> np.ndarray:
 
 
 def _font(size: int = 12):
-    from PIL import ImageFont
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow without FreeType sizes
         return ImageFont.load_default()
 
 
-def _fit(picture: np.ndarray, tile: int, nearest: bool) -> 'Image.Image':
+def _fit(picture: np.ndarray, tile: int, nearest: bool) -> Image.Image:
     """``picture`` resized to fit a ``tile`` square, centred on white."""
-    from PIL import Image
     img = Image.fromarray(picture)
     scale = tile / max(img.width, img.height)
-    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    size = (max(1, round(img.width * scale)),
+            max(1, round(img.height * scale)))
     img = img.resize(size, Image.NEAREST if nearest else Image.BILINEAR)
     out = Image.new('RGB', (tile, tile), BACKGROUND)
     out.paste(img, ((tile - size[0]) // 2, (tile - size[1]) // 2))
     return out
 
 
-def text_tile(text: str, tile: int) -> 'Image.Image':
+def text_tile(text: str, tile: int) -> Image.Image:
     """A grey tile with ``text`` in its centre (missing files)."""
-    from PIL import Image, ImageDraw
     out = Image.new('RGB', (tile, tile), EMPTY_TILE)
     draw = ImageDraw.Draw(out)
     font = _font()
@@ -92,7 +91,6 @@ def read_label(path: str) -> np.ndarray:
     """A label PNG as RGB: values through :func:`label_lut` (palette and
     grey PNGs alike, so a class has one colour in every column); RGB PNGs
     as they are."""
-    from PIL import Image
     with Image.open(path) as img:
         img.load()
         if img.mode in ('RGB', 'RGBA'):
@@ -162,11 +160,11 @@ def grid_ids(report_cfg: dict, columns: Dict[str, dict]) -> List[str]:
     return []
 
 
-def _tile(kind: str, column: dict, img_id: str, row_images: Dict[str, Optional[
-        np.ndarray]], image_column: Optional[str], class_names: Sequence[str],
-          tile: int) -> 'Image.Image':
+def _tile(kind: str, column: dict, img_id: str,
+          row_images: Dict[str, Optional[np.ndarray]],
+          image_column: Optional[str], class_names: Sequence[str],
+          tile: int) -> Image.Image:
     """One tile; "missing"/"unreadable" instead of raising."""
-    from PIL import ImageDraw
     folder = column['path']
     try:
         if kind == 'image':
@@ -233,7 +231,6 @@ def draw_grid(columns: Dict[str, dict], ids: Sequence[str], path: str,
     Returns:
         tuple[int, int]: The picture's (width, height).
     """
-    from PIL import Image, ImageDraw
     columns = {n: dict(c, _name=n) for n, c in columns.items()}
     image_column = next(
         (n for n, c in columns.items() if c.get('kind') == 'image'), None)
@@ -256,9 +253,9 @@ def draw_grid(columns: Dict[str, dict], ids: Sequence[str], path: str,
                   font=font)
         images = _row_images(columns, img_id)
         for c, (name, column) in enumerate(columns.items()):
-            canvas.paste(
-                _tile(column.get('kind'), column, img_id, images,
-                      image_column, class_names, tile), (strip + c * cell, top))
+            picture = _tile(column.get('kind'), column, img_id, images,
+                            image_column, class_names, tile)
+            canvas.paste(picture, (strip + c * cell, top))
     buf = io.BytesIO()
     canvas.save(buf, format='PNG')
     atomic_write_bytes(path, buf.getvalue())

@@ -41,8 +41,10 @@ def sweep_curves(records: Sequence[dict],
     return curves
 
 
-def plot_sweeps(curves: Sequence[Curve], path: str,
-                size: Tuple[float, float] = (6.4, 4.0), dpi: int = 100) -> None:
+def plot_sweeps(curves: Sequence[Curve],
+                path: str,
+                size: Tuple[float, float] = (6.4, 4.0),
+                dpi: int = 100) -> None:
     """Draw mIoU against the background threshold, one curve per variant.
 
     A dashed vertical line marks each evaluation threshold (0.15), a filled

@@ -192,7 +192,8 @@ class Variant:
     test: Optional[str] = None
 
 
-def report_variants(report_cfg: dict, records: Sequence[dict]) -> List[Variant]:
+def report_variants(report_cfg: dict,
+                    records: Sequence[dict]) -> List[Variant]:
     """The rows of the comparison table.
 
     ``report_cfg['variants']`` (a list of ``dict(name, cams, pseudo, test)``
