@@ -163,6 +163,39 @@ def test_record_stage_logs_scalars_to_the_visualizer(tmp_path):
     assert not osp.exists(osp.join(other, 'vis_data', 'scalars.json'))
 
 
+def test_added_vis_backends_receive_the_scalars(tmp_path):
+    """A backend added to the top-level vis_backends gets the scalars, also
+    when the inherited visualizer dict still lists the old backends."""
+    from mmengine.registry import VISBACKENDS
+    from mmengine.visualization.vis_backend import BaseVisBackend
+
+    received = []
+
+    @VISBACKENDS.register_module(name='_ReportTestVisBackend', force=True)
+    class _Recording(BaseVisBackend):
+
+        @property
+        def experiment(self):
+            return self
+
+        def _init_env(self):
+            pass
+
+        def add_scalars(self, scalar_dict, step=0, file_path=None, **kwargs):
+            received.append((dict(scalar_dict), step))
+
+    cfg = Config(dict(
+        vis_backends=[dict(type='LocalVisBackend'),
+                      dict(type='_ReportTestVisBackend')],
+        visualizer=dict(type='Visualizer',
+                        vis_backends=[dict(type='LocalVisBackend')])))
+    work_dir = str(tmp_path)
+    build_pipeline_visualizer(cfg, work_dir)
+    record_stage(work_dir, dict(run_records()[3], index=5))
+    assert received == [({'eval_rw_base/mIoU': 61.17,
+                          'eval_rw_base/wall_time_s': 3.0}, 5)]
+
+
 def test_report_tables_pick_each_variants_numbers(tmp_path, tiny_outputs):
     work_dir = str(tmp_path / 'work')
     records = run_records()
