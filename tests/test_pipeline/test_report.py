@@ -221,6 +221,13 @@ def test_report_tables_pick_each_variants_numbers(tmp_path, tiny_outputs):
     # best of each column in bold: QA-CLIMS mIoU, baseline false activation
     assert '| QA-CLIMS | **50.11** |' in md
     assert '| **44.33** |' in md
+    change = md_table(md, 'change vs Baseline CAM')
+    assert list(change) == ['QA-CLIMS']
+    assert 'best thr' not in change['QA-CLIMS']
+    assert change['QA-CLIMS']['mIoU@0.15'] == '+10.00'
+    assert change['QA-CLIMS']['FA boat'] == '+10.00'
+    assert (change['QA-CLIMS']['pseudo mIoU'], change['QA-CLIMS']['val mIoU'],
+            change['QA-CLIMS']['val mIoU+CRF']) == ('+2.12', '+3.22', '+2.22')
     stages = md_table(md, 'stage')
     assert stages['eval_base']['metrics'] == (
         'mIoU=40.11, best_threshold=0.25, best_mIoU=41.22, '
@@ -235,7 +242,14 @@ def test_report_tables_pick_each_variants_numbers(tmp_path, tiny_outputs):
     for value in ('41.22', '63.29', '59.74', 'QA-CLIMS', 'eval_rw_qa'):
         assert value in text
     table_lines = [line for line in text.splitlines() if line[:1] in '|+']
-    assert len({len(line) for line in table_lines}) == 2  # two tables
+    assert len({len(line) for line in table_lines}) == 3  # three tables
+    # another baseline: the changes flip sign
+    finish_report(work_dir, report_cfg(tiny_outputs, baseline='QA-CLIMS'),
+                  records)
+    with open(osp.join(work_dir, 'report.md')) as f:
+        change = md_table(f.read(), 'change vs QA-CLIMS')
+    assert list(change) == ['Baseline CAM']
+    assert change['Baseline CAM']['val mIoU'] == '-3.22'
 
 
 def test_report_pngs_exist_with_their_layout(tmp_path, tiny_outputs):
@@ -300,13 +314,15 @@ def test_report_config_problems_are_listed_not_fatal(tmp_path):
     stage_types = {r['stage']: r['type'] for r in records}
     report = dict(variants=[dict(name='X', cams='eval_typo'),
                             dict(name='Y', cams='test_qa', sweep=1)],
-                  columns=dict(gt=dict(kind='png', path='x')))
+                  columns=dict(gt=dict(kind='png', path='x')),
+                  baseline='Nope')
     problems = validate_report_cfg(report, stage_types)
-    assert len(problems) == 4, problems
+    assert len(problems) == 5, problems
     assert "cams='eval_typo' is not a stage" in problems[0]
     assert "'test_qa' is a TestStage, not a EvalCAMsStage" in problems[1]
     assert "unknown key 'sweep'" in problems[2]
-    assert 'report.columns.gt' in problems[3]
+    assert "report.baseline='Nope' is not one of the variants" in problems[3]
+    assert 'report.columns.gt' in problems[4]
     work_dir = str(tmp_path)
     finish_report(work_dir, Config(dict(report=report)), records)
     with open(osp.join(work_dir, 'report.md')) as f:

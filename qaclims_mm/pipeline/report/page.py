@@ -10,6 +10,7 @@ import os.path as osp
 import re
 from typing import Dict, List, Optional, Sequence
 
+from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
 from ...datasets.class_names import VOC_CLASSES
@@ -17,8 +18,8 @@ from ...utils.io import atomic_write_text
 from .grid import COLUMN_KINDS, draw_grid, grid_ids
 from .plots import plot_sweeps, sweep_curves
 from .summary import read_summary
-from .tables import (VARIANT_STAGE_TYPES, Table, comparison_table,
-                     report_variants, stage_table)
+from .tables import (VARIANT_STAGE_TYPES, Table, change_table,
+                     comparison_table, report_variants, stage_table)
 
 REPORT_FILE = 'report.md'
 #: Folder of the report's pictures (a name no stage can have: stage names
@@ -26,8 +27,8 @@ REPORT_FILE = 'report.md'
 FILES_DIR = 'report-files'
 SWEEP_PNG = 'threshold_sweep.png'
 GRID_PNG = 'image_grid.png'
-REPORT_KEYS = ('variants', 'context_classes', 'num_images', 'ids',
-               'split_file', 'columns', 'tile_size', 'classes')
+REPORT_KEYS = ('variants', 'baseline', 'context_classes', 'num_images',
+               'ids', 'split_file', 'columns', 'tile_size', 'classes')
 
 
 def validate_report_cfg(report_cfg: Optional[dict],
@@ -71,6 +72,12 @@ def validate_report_cfg(report_cfg: Optional[dict],
                     f'report.variants[{i}] ({variant["name"]}): {key}='
                     f'{value!r} is a {stage_types[value]}, not a '
                     f'{VARIANT_STAGE_TYPES[key]}')
+    names = [v.get('name') for v in report_cfg.get('variants') or []
+             if isinstance(v, dict)]
+    if report_cfg.get('baseline') and names and (report_cfg['baseline']
+                                                 not in names):
+        problems.append(f'report.baseline={report_cfg["baseline"]!r} is not '
+                        f'one of the variants {names}')
     for name, column in (report_cfg.get('columns') or {}).items():
         if not isinstance(column, dict) or column.get(
                 'kind') not in COLUMN_KINDS or not column.get('path'):
@@ -163,17 +170,20 @@ def _grid_section(work_dir: str, report_cfg: dict) -> List[str]:
 def finish_report(work_dir: str, cfg, records: List[dict]) -> str:
     """Write ``<work_dir>/report.md`` and return the terminal table.
 
+    On a rank other than 0 nothing is written (the text is still returned).
+
     Args:
         work_dir (str): The pipeline work dir.
         cfg (Config | dict): The pipeline config; its ``report`` block
-            (``variants``, ``context_classes``, ``num_images``, ``ids``,
-            ``split_file``, ``columns``, ``tile_size``, ``classes``; see
-            ``docs/report.md``) and ``files`` are read.
+            (``variants``, ``baseline``, ``context_classes``, ``num_images``,
+            ``ids``, ``split_file``, ``columns``, ``tile_size``,
+            ``classes``; see ``docs/report.md``) and ``files`` are read.
         records (list[dict]): This run's stage records, in pipeline order
             (as given to :func:`~.summary.record_stage`).
 
     Returns:
-        str: The stage table and the CAM-variant table as fixed-width text.
+        str: The stage table, the CAM-variant table and the changes against
+        the baseline variant, as fixed-width text.
     """
     report_cfg = dict(cfg.get('report') or {})
     older = _older_records(work_dir, records)
@@ -181,11 +191,20 @@ def finish_report(work_dir: str, cfg, records: List[dict]) -> str:
         report_cfg,
         {r.get('stage'): r.get('type')
          for r in older + list(records)})
-    for problem in problems:
-        print_log(problem, logger='current', level=30)
     report_cfg = _resolved_cfg(report_cfg, work_dir, cfg.get('files'))
     stages = stage_table(records)
     comparison = comparison_table(records, report_cfg, older)
+    change = change_table(records, report_cfg, older)
+    text = ['Stages', stages.to_text()]
+    if comparison is not None:
+        text += ['CAM variants (%)', comparison.to_text()]
+    if change is not None:
+        text.append(change.to_text())
+    text.append(f'Report: {osp.join(osp.abspath(work_dir), REPORT_FILE)}')
+    if not is_main_process():
+        return '\n'.join(text)
+    for problem in problems:
+        print_log(problem, logger='current', level=30)
     labels = {
         v.cams: v.name
         for v in report_variants(report_cfg, records) if v.cams
@@ -210,11 +229,9 @@ def finish_report(work_dir: str, cfg, records: List[dict]) -> str:
             'as that class. '
             'Bold: best of the column.', ''
         ]
+    if change is not None:
+        lines += [change.to_markdown(), '']
     lines += _sweep_section(work_dir, swept, labels)
     lines += _grid_section(work_dir, report_cfg)
     atomic_write_text(osp.join(work_dir, REPORT_FILE), '\n'.join(lines))
-    text = ['Stages', stages.to_text()]
-    if comparison is not None:
-        text += ['CAM variants (%)', comparison.to_text()]
-    text.append(f'Report: {osp.join(osp.abspath(work_dir), REPORT_FILE)}')
     return '\n'.join(text)

@@ -13,6 +13,7 @@ import math
 import os.path as osp
 from typing import Any, Dict, List, Optional
 
+from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmengine.visualization import Visualizer
 
@@ -119,13 +120,15 @@ def record_stage(work_dir: str, record: dict) -> None:
     scalar metrics (plus ``wall_time_s``) to the pipeline visualizer as
     ``<stage>/<metric>`` at ``step`` = the stage index (nested dicts of
     scalars as ``<stage>/<metric>/<key>``). Non-finite values are written as
-    ``null`` and not logged. Call it on rank 0.
+    ``null`` and not logged. Does nothing on a rank other than 0.
 
     Args:
         work_dir (str): The pipeline work dir.
         record (dict): See :func:`check_record`.
     """
     record = check_record(record)
+    if not is_main_process():
+        return
     summary = read_summary(work_dir)
     records = update_records(summary['stages'], record)
     summary = dict(stages=records,

@@ -217,9 +217,31 @@ def _metrics_of(records: Dict[str, dict], stage: Optional[str]) -> dict:
     return (record or {}).get('metrics') or {}
 
 
-def comparison_table(records: Sequence[dict],
+@dataclass
+class Comparison:
+    """The numbers of the CAM-variant comparison.
+
+    Args:
+        names (list[str]): Variant names (rows).
+        headers (list[str]): Column titles (without the name column).
+        numbers (list[list]): Raw values, one row per variant (None where
+            absent).
+        notes (list[str]): Per row, a suffix of the first cell (the
+            threshold when the variants were scored at different ones).
+        lower_better (set[int]): Columns where lower is better.
+        no_best (set[int]): Columns without a best value (thresholds).
+    """
+    names: List[str]
+    headers: List[str]
+    numbers: List[List[Any]]
+    notes: List[str]
+    lower_better: set
+    no_best: set
+
+
+def compare_variants(records: Sequence[dict],
                      report_cfg: Optional[dict] = None,
-                     others: Sequence[dict] = ()) -> Optional[Table]:
+                     others: Sequence[dict] = ()) -> Optional[Comparison]:
     """The CAM variants side by side (None when there is none).
 
     Columns: ``mIoU@<thr>``, ``best thr``, ``best mIoU``, ``FA all`` (the
@@ -228,8 +250,7 @@ def comparison_table(records: Sequence[dict],
     context-bound class (``report_cfg['context_classes']``, default
     :data:`CONTEXT_CLASSES`), then, when a variant names one, ``pseudo mIoU``
     (EvalPseudoMasksStage ``mIoU``), ``val mIoU`` and ``val mIoU+CRF``
-    (TestStage ``mIoU`` / ``mIoU_crf``). In Markdown the best value of each
-    column is bold (highest mIoU, lowest false activation).
+    (TestStage ``mIoU`` / ``mIoU_crf``).
 
     Args:
         records (Sequence[dict]): The stage records of this run.
@@ -247,16 +268,15 @@ def comparison_table(records: Sequence[dict],
     thresholds = {m.get('threshold', DEFAULT_CAM_THRESHOLD) for m in cams}
     thr = thresholds.pop() if len(thresholds) == 1 else None
     headers = [
-        'variant', f'mIoU@{thr:g}' if is_number(thr) else 'mIoU@thr',
-        'best thr', 'best mIoU', 'FA all'
+        f'mIoU@{thr:g}' if is_number(thr) else 'mIoU@thr', 'best thr',
+        'best mIoU', 'FA all'
     ] + [f'FA {c}' for c in classes]
-    # (column title, variant key, metric key, higher is better)
+    # (column title, variant key, metric key)
     extra = [('pseudo mIoU', 'pseudo', 'mIoU'), ('val mIoU', 'test', 'mIoU'),
              ('val mIoU+CRF', 'test', 'mIoU_crf')]
     extra = [e for e in extra if any(getattr(v, e[1]) for v in variants)]
     headers += [e[0] for e in extra]
-    table = Table(headers, align='l' + 'r' * (len(headers) - 1))
-    numbers: List[List[Any]] = []
+    numbers, notes = [], []
     for variant, m in zip(variants, cams):
         per_class = m.get('fg_false_activation_per_class') or {}
         row = [m.get('mIoU'), m.get('best_threshold'), m.get('best_mIoU'),
@@ -267,19 +287,69 @@ def comparison_table(records: Sequence[dict],
             for _, key, metric in extra
         ]
         numbers.append(row)
+        notes.append('' if thr is not None or not is_number(m.get('mIoU'))
+                     else f' (@{m.get("threshold", DEFAULT_CAM_THRESHOLD):g})')
+    return Comparison(names=[v.name for v in variants], headers=headers,
+                      numbers=numbers, notes=notes,
+                      lower_better=set(range(3, 4 + len(classes))),
+                      no_best={1})
+
+
+def comparison_table(records: Sequence[dict],
+                     report_cfg: Optional[dict] = None,
+                     others: Sequence[dict] = ()) -> Optional[Table]:
+    """:func:`compare_variants` as a table (None when there is no variant).
+
+    In Markdown the best value of each column is bold (highest mIoU, lowest
+    false activation). Arguments as for :func:`compare_variants`.
+    """
+    comp = compare_variants(records, report_cfg, others)
+    if comp is None:
+        return None
+    table = Table(['variant'] + comp.headers,
+                  align='l' + 'r' * len(comp.headers))
+    for name, row, note in zip(comp.names, comp.numbers, comp.notes):
         cells = [fmt_value(v) for v in row]
-        if thr is None and is_number(m.get('mIoU')):
-            cells[0] += f' (@{m.get("threshold", DEFAULT_CAM_THRESHOLD):g})'
-        table.rows.append([variant.name] + cells)
-    # best per column: all but "best thr"; false activation lower is better
-    lower = set(range(3, 4 + len(classes)))
-    for col in range(len(headers) - 1):
-        if col == 1:
+        cells[0] += note
+        table.rows.append([name] + cells)
+    for col in range(len(comp.headers)):
+        if col in comp.no_best:
             continue
-        values = [(row[col], r) for r, row in enumerate(numbers)
+        values = [(row[col], r) for r, row in enumerate(comp.numbers)
                   if is_number(row[col])]
         if len(values) < 2:
             continue
-        best = (min if col in lower else max)(v for v, _ in values)
+        best = (min if col in comp.lower_better else max)(v for v, _ in values)
         table.bold |= {(r, col + 1) for v, r in values if v == best}
+    return table
+
+
+def change_table(records: Sequence[dict],
+                 report_cfg: Optional[dict] = None,
+                 others: Sequence[dict] = ()) -> Optional[Table]:
+    """Every other variant minus the baseline variant, column by column.
+
+    The baseline is ``report_cfg['baseline']`` (a variant name), else the
+    first variant. Differences are signed (``+1.23``: the variant is higher);
+    for false activation, negative is the improvement. None with fewer than
+    two variants or an unknown baseline.
+    """
+    comp = compare_variants(records, report_cfg, others)
+    if comp is None or len(comp.names) < 2:
+        return None
+    baseline = (report_cfg or {}).get('baseline') or comp.names[0]
+    if baseline not in comp.names:
+        return None
+    base = comp.numbers[comp.names.index(baseline)]
+    cols = [c for c in range(len(comp.headers)) if c not in comp.no_best]
+    table = Table([f'change vs {baseline}'] + [comp.headers[c] for c in cols],
+                  align='l' + 'r' * len(cols))
+    for name, row in zip(comp.names, comp.numbers):
+        if name == baseline:
+            continue
+        table.rows.append([name] + [
+            f'{row[c] - base[c]:+.2f}'
+            if is_number(row[c]) and is_number(base[c]) else MISSING
+            for c in cols
+        ])
     return table
