@@ -536,7 +536,8 @@ class WSSSPipelineRunner:
         status = _STATUS[plan.action]
         head = _format_metrics(stage.headline(metrics))
         self._log(f'{self._position(node)} {node.name}: {status} in '
-                  f'{_format_seconds(wall)}' + (f' — {head}' if head else ''))
+                  f'{_format_seconds(wall)}' +
+                  (f' — {head}' if head else ''))
         return dict(stage=node.name, type=node.type, status=status,
                     wall_time_s=wall, metrics=metrics)
 

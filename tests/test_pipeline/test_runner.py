@@ -3,6 +3,7 @@ change, stage selection, and the stock ``tools/train.py`` entry point
 (including a kill -9 in the middle of a per-image stage).
 
 The stages are the toy types of ``runner_toy_stages`` (no ML)."""
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -28,13 +29,13 @@ STOCK_TRAIN = osp.join(
     osp.dirname(__import__('mmseg').__file__), '.mim', 'tools', 'train.py')
 
 
-def chain(scale=1, n=5, **gen):
+def chain(scale=1, n=5, out='gen/out', **gen):
     """gen (writes n files) -> total (sum * scale) -> final (2 * total)."""
     return [
         dict(name='gen', type='ToyWriteStage', n=n, value=1,
-             outputs=dict(out='gen/out'), **gen),
+             outputs=dict(out=out), **gen),
         dict(name='total', type='ToySumStage', scale=scale,
-             inputs=dict(numbers='gen/out'),
+             inputs=dict(numbers=out),
              outputs=dict(total='total/total.txt')),
         dict(name='final', type='ToySumStage', scale=2,
              inputs=dict(numbers='total/total.txt'),
@@ -120,8 +121,8 @@ def test_missing_files_listed_with_help_before_anything_runs(tmp_path,
     assert e.value.problems == [
         f'files.weights: {tmp_path}/data/w.pth not found '
         '(see docs/install.md#weights)',
-        f'files.data: {tmp_path}/data/voc not found (see docs/data.md#voc-2012)'
-    ]  # 'other' is read by no selected stage
+        f'files.data: {tmp_path}/data/voc not found '
+        '(see docs/data.md#voc-2012)']  # 'other' is read by no selected stage
     assert 'nothing was run' in msg
     assert toy.read_calls(str(tmp_path / 'w')) == []  # gen did not run
 
@@ -241,9 +242,11 @@ def test_config_change_reruns_stage_and_downstream_only(tmp_path):
     assert read(tmp_path / 'final/final.txt') == '60\n'
     assert 'total: running (settings changed)' in read(tmp_path /
                                                        'pipeline.log')
-    # an upstream change wipes the old outputs of the re-run stage
-    run(tmp_path, chain(scale=3, n=3))
-    assert sorted(os.listdir(tmp_path / 'gen/out')) == [
+    # a changed stage is wiped first: its old outputs (here outside its
+    # stage folder) do not leak into the new run
+    run(tmp_path, chain(scale=3, out='numbers'))
+    run(tmp_path, chain(scale=3, n=3, out='numbers'))
+    assert sorted(os.listdir(tmp_path / 'numbers')) == [
         '000.txt', '001.txt', '002.txt']
     assert read(tmp_path / 'final/final.txt') == '18\n'
 
@@ -454,24 +457,47 @@ def test_train_py_runs_a_pipeline(tmp_path, script):
     proc = run_tool(script, config, '--work-dir', str(work), '--resume',
                     '--cfg-options', 'run_stages=[gen]', cwd=str(tmp_path))
     assert toy.read_calls(str(work)) == ['gen resume=False']
-    assert 'gen: ran in' in read(work / 'pipeline.log')
+    assert read(work / 'gen/out/004.txt') == '12'
     assert '[stage 1/2] gen: ran in' in proc.stdout + proc.stderr
-    # --amp on CPU: refused, naming the stage, only as a training stage
-    # would use it; work_dirs/<config name> without --work-dir
-    proc = run_tool(script, write_config(tmp_path,
-                                         stage_type='ToyTrainStage'),
-                    '--amp', check=False, cwd=str(tmp_path))
-    if not __import__('torch').cuda.is_available():
-        assert proc.returncode != 0
-        assert ("stages ['total'] would train with it"
-                in proc.stdout + proc.stderr)
-    assert osp.isfile(tmp_path / 'work_dirs/toy_pipeline/pipeline.log')
+    assert json.loads(read(work / 'summary.json'))['stages'][0]['metrics'] \
+        == dict(written=5)
+
+
+@pytest.mark.skipif(__import__('torch').cuda.is_available(),
+                    reason='checks --amp on a CPU-only torch')
+def test_amp_on_cpu_refused_only_for_training_stages(tmp_path):
+    # stock train.py flips optim_wrapper.type; the runner refuses it, naming
+    # the stage, before anything runs; work_dirs/<config name> by default
+    config = write_config(tmp_path, stage_type='ToyTrainStage')
+    proc = run_tool(STOCK_TRAIN, config, '--amp', check=False,
+                    cwd=str(tmp_path))
+    assert proc.returncode != 0
+    assert "stages ['total'] would train with it" in proc.stderr
+    work = tmp_path / 'work_dirs' / 'toy_pipeline'
+    assert osp.isfile(work / 'pipeline.log')
+    assert toy.read_calls(str(work)) == []
+    # our tools/train.py hands a pipeline config to the runner the same way
+    spec = importlib.util.spec_from_file_location(
+        'pipeline_train_tool', osp.join(REPO, 'tools', 'train.py'))
+    our_train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(our_train)
+    cfg = our_train.build_config(our_train.parse_args(
+        [config, '--amp', '--resume']))
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.resume is True and 'custom_hooks' not in cfg
+    with pytest.raises(PipelineConfigError, match='would train with it'):
+        WSSSPipelineRunner.from_cfg(cfg).train()
+    cfg = our_train.build_config(our_train.parse_args(
+        [write_config(tmp_path), '--amp']))
+    assert WSSSPipelineRunner.from_cfg(cfg).train()[-1]['status'] == 'ran'
 
 
 def test_kill_9_mid_stage_then_rerun_is_identical(tmp_path):
     config = write_config(tmp_path, n=40, delay=0.05)
     reference = tmp_path / 'reference'
-    run_tool(STOCK_TRAIN, config, '--work-dir', str(reference))
+    cfg = Config.fromfile(config)
+    cfg.work_dir = str(reference)
+    WSSSPipelineRunner.from_cfg(cfg).train()  # uninterrupted, in-process
     killed = tmp_path / 'killed'
     proc = subprocess.Popen(
         tool_cmd(STOCK_TRAIN, config, '--work-dir', str(killed)),
