@@ -102,3 +102,23 @@ class ToyLazyStage(_Toy):
     def run(self, ctx: StageContext) -> Dict[str, Any]:
         _log_call(ctx, self.name)
         return {}
+
+
+@PIPELINE_STAGES.register_module(force=True)
+class ToyShardStage(_Toy):
+    """Runs on every rank; rank r writes the files ``r::world_size`` of
+    ``n`` (content ``value * i``), skipping existing ones on resume."""
+    run_on = 'all'
+    required_outputs = ('out',)
+
+    def run(self, ctx: StageContext) -> Dict[str, Any]:
+        with open(osp.join(ctx.work_dir, f'calls.rank{ctx.rank}.log'),
+                  'a') as f:
+            f.write(f'{self.name} resume={ctx.resume}\n')
+        out = self.outputs['out']
+        os.makedirs(out, exist_ok=True)
+        for i in range(ctx.rank, self.params.get('n', 6), ctx.world_size):
+            path = osp.join(out, f'{i:03d}.txt')
+            if not (ctx.resume and osp.isfile(path)):
+                atomic_write_text(path, str(self.params.get('value', 1) * i))
+        return dict(world_size=ctx.world_size)

@@ -8,6 +8,7 @@ import json
 import os
 import os.path as osp
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -526,3 +527,51 @@ def test_kill_9_mid_stage_then_rerun_is_identical(tmp_path):
     assert outputs(killed) == outputs(reference)
     assert len(outputs(killed)) == 41
     assert read(killed / 'total/total.txt') == str(3 * sum(range(40))) + '\n'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_two_ranks_gloo(tmp_path):
+    """rank-0 stages run once, 'all' stages on both ranks, every rank gets
+    the same records; a rerun skips everything."""
+    stages = [
+        dict(name='gen', type='ToyWriteStage', n=3, outputs=dict(out='a')),
+        dict(name='shard', type='ToyShardStage', n=7, value=2,
+             outputs=dict(out='b')),
+        dict(name='total', type='ToySumStage', inputs=dict(numbers='b'),
+             outputs=dict(total='t.txt')),
+    ]
+    cmd = [sys.executable, '-m', 'torch.distributed.run',
+           '--nproc_per_node', '2', '--master_port', str(free_port()),
+           osp.join(TOY_DIR, 'runner_two_ranks.py'), json.dumps(stages),
+           str(tmp_path)]
+
+    def launch():
+        proc = subprocess.run(cmd, env=tool_env(), capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return {rank: json.loads(read(tmp_path / f'records.rank{rank}.json'))
+                for rank in (0, 1)}
+
+    records = launch()
+
+    def no_times(recs):
+        return [{k: v for k, v in r.items() if k != 'wall_time_s'}
+                for r in recs]
+
+    assert no_times(records[0]) == no_times(records[1])
+    assert [r['status'] for r in records[0]] == ['ran'] * 3
+    assert records[0][1]['metrics'] == dict(world_size=2)
+    assert read(tmp_path / 't.txt') == f'{2 * sum(range(7))}\n'
+    assert toy.read_calls(str(tmp_path)) == ['gen resume=False',
+                                             'total resume=False']
+    for rank in (0, 1):
+        assert read(tmp_path / f'calls.rank{rank}.log') == \
+            'shard resume=False\n'
+    records = launch()
+    assert [r['status'] for r in records[1]] == ['skipped'] * 3
+    assert len(toy.read_calls(str(tmp_path))) == 2
