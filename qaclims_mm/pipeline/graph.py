@@ -8,7 +8,8 @@ problems, all of them listed in one :class:`PipelineConfigError`:
 * every input path is a provided file (or inside one) or equal to / inside
   an output of an *earlier* stage;
 * no two stages declare the same (or nested) output paths; no output holds
-  the work dir or a provided file;
+  the work dir or a provided file; no output (and no provided file) lies in
+  another stage's folder ``<work_dir>/<name>`` (a fresh run wipes it);
 * the class count of a stage agrees with the producers of its inputs.
 
 Path rules: ``{name}`` is the (absolute) path of ``files[name]`` and may be
@@ -314,7 +315,22 @@ def _check_outputs(nodes: List[StageNode], files: Dict[str, ProvidedFile],
                         f'output {key!r} of stage {node.name!r} ({path}) '
                         f'and output {other_key!r} of stage {other!r} '
                         f'({other_path}) overlap')
+            for other in nodes:
+                folder = osp.join(work_dir, other.name)
+                if other.name == node.name:
+                    continue
+                if is_within(path, folder) or is_within(folder, path):
+                    problems.append(
+                        f'stage {node.name!r} output {key!r} ({path}) '
+                        f'overlaps the folder of stage {other.name!r} '
+                        f'({folder}), which that stage wipes and re-creates')
             declared.append((node.name, key, path))
+    for file in files.values():
+        for node in nodes:
+            if is_within(file.path, osp.join(work_dir, node.name)):
+                problems.append(
+                    f'provided file {file.name!r} ({file.path}) lies in the '
+                    f'folder of stage {node.name!r}, which that stage wipes')
 
 
 def _find_sources(nodes: List[StageNode], files: Dict[str, ProvidedFile],

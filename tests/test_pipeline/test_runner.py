@@ -95,6 +95,21 @@ def test_names_types_and_overlapping_outputs(tmp_path):
     assert "output 'out' (%s) holds the work dir" % tmp_path in msg
     assert "stage 'y' (ToySumStage): stage 'y' (ToySumStage) lacks the " \
         "inputs ['numbers']" in msg
+    stages = [
+        dict(name='a', type='ToyWriteStage', outputs=dict(out='b/x')),
+        dict(name='b', type='ToyWriteStage', outputs=dict(out='b/y')),
+        dict(name='c', type='ToySumStage', inputs=dict(numbers='{f}'),
+             outputs=dict(total='c.txt')),
+    ]
+    with pytest.raises(PipelineConfigError) as e:
+        build_graph(dict(f=dict(path=str(tmp_path / 'c' / 'f.txt'))), stages,
+                    str(tmp_path))
+    assert e.value.problems == [
+        "stage 'a' output 'out' (%s) overlaps the folder of stage 'b' (%s), "
+        'which that stage wipes and re-creates' % (tmp_path / 'b/x',
+                                                    tmp_path / 'b'),
+        "provided file 'f' (%s) lies in the folder of stage 'c', which that "
+        'stage wipes' % (tmp_path / 'c/f.txt')]
 
 
 def test_missing_files_listed_with_help_before_anything_runs(tmp_path,
