@@ -4,7 +4,10 @@
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 
 The stock ``mmseg/.mim/tools/train.py`` runs our configs too; this copy exists
-for users who do not have mmseg's tools at hand.
+for users who do not have mmseg's tools at hand. A pipeline config
+(``runner_type='WSSSPipelineRunner'``) runs every stage of the pipeline; there
+``--resume`` is a no-op (the pipeline always resumes) and ``--amp`` is refused
+without CUDA only if a training stage is about to run (docs/pipeline.md).
 """
 import argparse
 import os.path as osp

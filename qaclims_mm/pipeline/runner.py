@@ -200,6 +200,7 @@ class WSSSPipelineRunner:
                                                 config_dir)
         self.selected = select_stages([n.name for n in self.graph.nodes],
                                       run_stages, from_stage)
+        self.rank, self.world_size = 0, 1  # set by train()
         self.logger: Optional[MMLogger] = None
         self.records: List[dict] = []
 

@@ -411,6 +411,19 @@ def test_from_cfg_reads_train_py_keys(tmp_path):
     assert runner.amp and runner.selected == ['gen']
     assert runner.env_cfg['dist_cfg'] == dict(backend='gloo')
     assert runner.work_dir == str(tmp_path / 'w')
+    # a config file keeps {name} placeholders; --cfg-options reach stages
+    (tmp_path / 'n.txt').write_text('4 5\n')
+    path = tmp_path / 'p.py'
+    path.write_text(f"""
+files = dict(numbers=dict(path={str(tmp_path / 'n.txt')!r}, help='h'))
+stages = [dict(name='total', type='ToySumStage',
+               inputs=dict(numbers='{{numbers}}'), outputs=dict(total='t'))]
+""")
+    cfg = Config.fromfile(str(path))
+    cfg.merge_from_dict({'stages.0.scale': 3, 'work_dir': str(tmp_path)})
+    assert cfg.stages[0]['inputs']['numbers'] == '{numbers}'
+    assert WSSSPipelineRunner.from_cfg(cfg).train()[0]['metrics'][
+        'total'] == 27
 
 
 # -------------------------------------------------- tools/train.py, kill -9
@@ -481,7 +494,7 @@ def test_train_py_runs_a_pipeline(tmp_path, script):
 
 @pytest.mark.skipif(__import__('torch').cuda.is_available(),
                     reason='checks --amp on a CPU-only torch')
-def test_amp_on_cpu_refused_only_for_training_stages(tmp_path):
+def test_amp_on_cpu_refused_only_for_training_stages(tmp_path, monkeypatch):
     # stock train.py flips optim_wrapper.type; the runner refuses it, naming
     # the stage, before anything runs; work_dirs/<config name> by default
     config = write_config(tmp_path, stage_type='ToyTrainStage')
@@ -493,6 +506,7 @@ def test_amp_on_cpu_refused_only_for_training_stages(tmp_path):
     assert osp.isfile(work / 'pipeline.log')
     assert toy.read_calls(str(work)) == []
     # our tools/train.py hands a pipeline config to the runner the same way
+    monkeypatch.chdir(tmp_path)
     spec = importlib.util.spec_from_file_location(
         'pipeline_train_tool', osp.join(REPO, 'tools', 'train.py'))
     our_train = importlib.util.module_from_spec(spec)
