@@ -491,19 +491,29 @@ class WSSSPipelineRunner:
         return f'[stage {node.index + 1}/{len(self.graph.nodes)}]'
 
     def _run_stage(self, node: StageNode, plan: StagePlan) -> dict:
-        stage = node.stage
+        """Skip, resume or run one stage; its record for the report."""
         if plan.action == SKIP:
-            manifest = self._on_rank0(
-                lambda: read_manifest(self.stage_dir(node.name)),
-                f'stage {node.name!r}') or {}
-            metrics = manifest.get('metrics') or {}
-            wall = float(manifest.get('wall_time_s') or 0.0)
-            head = _format_metrics(stage.headline(metrics))
-            self._log(f'{self._position(node)} {node.name}: skipped '
-                      f'(complete; it ran in {_format_seconds(wall)})' +
-                      (f' — {head}' if head else ''))
-            return dict(stage=node.name, type=node.type, status='skipped',
-                        wall_time_s=wall, metrics=metrics)
+            return self._skip_stage(node)
+        return self._execute_stage(node, plan)
+
+    def _skip_stage(self, node: StageNode) -> dict:
+        """A complete stage: its recorded metrics and wall time."""
+        manifest = self._on_rank0(
+            lambda: read_manifest(self.stage_dir(node.name)),
+            f'stage {node.name!r}') or {}
+        metrics = manifest.get('metrics') or {}
+        wall = float(manifest.get('wall_time_s') or 0.0)
+        head = _format_metrics(node.stage.headline(metrics))
+        self._log(f'{self._position(node)} {node.name}: skipped '
+                  f'(complete; it ran in {_format_seconds(wall)})' +
+                  (f' — {head}' if head else ''))
+        return dict(stage=node.name, type=node.type, status='skipped',
+                    wall_time_s=wall, metrics=metrics)
+
+    def _execute_stage(self, node: StageNode, plan: StagePlan) -> dict:
+        """Prepare (rank 0), check the inputs and run the stage on its
+        ranks, check its outputs and write its manifest (rank 0)."""
+        stage = node.stage
         self._log(f'{self._position(node)} {node.name}: '
                   f'{"resuming" if plan.action == RESUME else "running"} '
                   f'({plan.reason})')
