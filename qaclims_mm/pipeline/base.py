@@ -96,6 +96,10 @@ class BaseStage:
     required_inputs: tuple = ()
     #: Output names the stage type writes (checked when the graph is built).
     required_outputs: tuple = ()
+    #: The stage trains a model and honours ``ctx.amp`` (``--amp``); the
+    #: runner refuses ``--amp`` without CUDA before anything runs only when
+    #: such a stage is about to run.
+    uses_amp: bool = False
 
     def __init__(self, name: str, inputs: Optional[Dict[str, str]] = None,
                  outputs: Optional[Dict[str, str]] = None,
