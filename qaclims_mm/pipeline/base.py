@@ -28,6 +28,25 @@ PIPELINE_STAGES = Registry('pipeline stage', scope='mmseg',
                            locations=['qaclims_mm.pipeline.stages'])
 
 
+#: Suffixes of a "prefix" path: a text cache is declared as ``text/qa`` and
+#: written as ``text/qa.json`` + ``text/qa.safetensors``.
+PREFIX_SUFFIXES = ('.json', '.safetensors')
+
+
+def path_exists(path: str) -> bool:
+    """Whether ``path`` exists, as a file, a folder or a file prefix.
+
+    Args:
+        path (str): A declared input or output path.
+
+    Returns:
+        bool: True for an existing file or folder, or when every file of
+        the prefix form (``<path>.json``, ``<path>.safetensors``) exists.
+    """
+    return osp.exists(path) or all(
+        osp.isfile(path + suffix) for suffix in PREFIX_SUFFIXES)
+
+
 class StageInputError(RuntimeError):
     """A declared input is missing or incomplete (names stage, path, count)."""
 
@@ -142,7 +161,7 @@ class BaseStage:
         The default checks that every input path exists.
         """
         for key, path in self.inputs.items():
-            if not osp.exists(path):
+            if not path_exists(path):
                 raise StageInputError(
                     f'stage {self.name!r}: input {key!r} not found: {path}')
 

@@ -34,19 +34,16 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmseg.registry import RUNNERS
 
-from .base import StageContext, StageInputError
+from .base import (PREFIX_SUFFIXES, StageContext, StageInputError,
+                   path_exists)
 from .fingerprint import canonical_json, path_fingerprint, stage_key
 from .graph import (PipelineConfigError, PipelineGraph, StageNode,
                     build_graph, check_provided_files)
 from .manifest import (read_manifest, read_started_key, remove_started,
                        write_manifest, write_started)
 
-try:
-    from .report import finish_report, record_stage
-except ModuleNotFoundError as _e:  # the report module is not there yet
-    if _e.name != __name__.rsplit('.', 1)[0] + '.report':
-        raise
-    from ._report_fallback import finish_report, record_stage
+from .report import (build_pipeline_visualizer, finish_report, record_stage,
+                     validate_report_cfg)
 
 _LOGGER_IDS = itertools.count()
 #: Decisions of the plan.
@@ -138,11 +135,14 @@ def _format_metrics(metrics: Dict[str, Any]) -> str:
 
 
 def _remove(path: str) -> None:
-    """Delete a file, link or folder if it exists."""
+    """Delete a file, link, folder or file prefix if it exists."""
     if osp.islink(path) or osp.isfile(path):
         os.remove(path)
     elif osp.isdir(path):
         shutil.rmtree(path)
+    for suffix in PREFIX_SUFFIXES:
+        if osp.isfile(path + suffix):
+            os.remove(path + suffix)
 
 
 @RUNNERS.register_module()
@@ -200,6 +200,10 @@ class WSSSPipelineRunner:
                                                 config_dir)
         self.selected = select_stages([n.name for n in self.graph.nodes],
                                       run_stages, from_stage)
+        problems = validate_report_cfg(
+            self.cfg.get('report'), {n.name: n.type for n in self.graph.nodes})
+        if problems:
+            raise PipelineConfigError(problems, title='bad report block')
         self.rank, self.world_size = 0, 1  # set by train()
         self.logger: Optional[MMLogger] = None
         self.records: List[dict] = []
@@ -319,7 +323,7 @@ class WSSSPipelineRunner:
         """The manifest of ``node`` if it exists and its outputs do."""
         manifest = read_manifest(self.stage_dir(node.name))
         if manifest is None or not all(
-                osp.exists(p) for p in node.outputs.values()):
+                path_exists(p) for p in node.outputs.values()):
             return None
         return manifest
 
@@ -372,7 +376,7 @@ class WSSSPipelineRunner:
         manifest = read_manifest(stage_dir)
         if manifest is not None and manifest.get('key') == key:
             missing = [k for k, p in node.outputs.items()
-                       if not osp.exists(p)]
+                       if not path_exists(p)]
             if not missing:
                 return StagePlan(node.name, key, SKIP, 'complete', inputs)
             return StagePlan(node.name, key, RUN,
@@ -475,8 +479,12 @@ class WSSSPipelineRunner:
         self._log('plan: ' + ', '.join(f'{p.name} {p.action} ({p.reason})'
                                        for p in plans))
         self.records = []
+        if self.rank == 0:
+            build_pipeline_visualizer(self.cfg, self.work_dir)
         for plan in plans:
-            record = self._run_stage(self.graph.node(plan.name), plan)
+            node = self.graph.node(plan.name)
+            record = self._run_stage(node, plan)
+            record['index'] = node.index
             self.records.append(record)
             if self.rank == 0:
                 record_stage(self.work_dir, record)
@@ -587,7 +595,7 @@ class WSSSPipelineRunner:
                 metrics: Dict[str, Any], wall: float) -> None:
         """Rank 0: check the outputs, write the manifest."""
         missing = {k: p for k, p in node.outputs.items()
-                   if not osp.exists(p)}
+                   if not path_exists(p)}
         if missing:
             raise StageInputError(
                 f'stage {node.name!r} finished without writing its declared '
