@@ -224,8 +224,10 @@ def _outcome(call):
         return dict(error=f'{type(e).__name__}: {e}')
 
 
-def _map_images_scenarios(rank: int, world: int, out: str) -> dict:
-    """Every scenario of the 2-rank per-image tests, in one process group."""
+def _map_images_scenarios(rank: int, world: int, out: str,
+                          slurm_port: int) -> dict:
+    """Every scenario of the 2-rank per-image tests, in one process group;
+    then the slurm launcher."""
     import torch.distributed as dist
 
     from qaclims_mm.utils import image_jobs
@@ -262,13 +264,30 @@ def _map_images_scenarios(rank: int, world: int, out: str) -> dict:
     run('other_ids', RankLogJob(bad_log),
         img_ids=['x', 'y'] if rank == 0 else ['x', 'z'])
     res['claims'] = claims
+    res['slurm'] = _restart_with_slurm_launcher(rank, world, slurm_port)
     return res
+
+
+def _restart_with_slurm_launcher(rank: int, world: int, port: int) -> dict:
+    """A new group through MMEngine's slurm launcher (the environment
+    ``srun`` gives each task), on the CPU."""
+    import mmengine.dist
+    import torch.distributed as dist
+    dist.destroy_process_group()
+    os.environ.update(SLURM_PROCID=str(rank), SLURM_NTASKS=str(world),
+                      SLURM_LOCALID=str(rank), SLURM_NODELIST='localhost',
+                      MASTER_PORT=str(port))
+    mmengine.dist.init_dist('slurm', backend='gloo', timeout=60)
+    total = torch.tensor([10. * (rank + 1)])
+    dist.all_reduce(total)
+    return dict(rank=dist.get_rank(), world=dist.get_world_size(),
+                all_reduce=total.item())
 
 
 @pytest.fixture(scope='module')
 def two_ranks(tmp_path_factory):
     out = str(tmp_path_factory.mktemp('map_images_2ranks'))
-    return out, run_ranks(_map_images_scenarios, 2, out)
+    return out, run_ranks(_map_images_scenarios, 2, out, free_port())
 
 
 def test_mmengine_init_dist_with_gloo_on_cpu(two_ranks):
@@ -281,6 +300,12 @@ def test_mmengine_init_dist_with_gloo_on_cpu(two_ranks):
         assert (record['rank'], record['world'], record['backend']) == (
             rank, 2, 'gloo')
         assert record['all_reduce'] == 3.0
+
+
+def test_mmengine_slurm_launcher_with_gloo_on_cpu(two_ranks):
+    _, records = two_ranks
+    for rank, record in enumerate(records):
+        assert record['slurm'] == dict(rank=rank, world=2, all_reduce=30.0)
 
 
 def _log(out, name, rank):
