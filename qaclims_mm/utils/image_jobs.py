@@ -330,6 +330,13 @@ class ImageJobWriter:
         try:
             while completed and self._pending:
                 self._write(*self._pending.popleft().get())
+        except Exception as e:
+            if self.world_size == 1:
+                raise
+            # several ranks: share the error in _close_together, so that
+            # no rank is left waiting for this one
+            self._error = self._error or e
+            completed = False
         finally:
             if self._pool is not None:
                 if completed:

@@ -148,6 +148,8 @@ def _entry(fn, rank: int, world: int, port: int, out: str, args) -> None:
 
     import qaclims_mm  # noqa: F401  (installs the guard)
     record = dict(guard=qdist.cpu_dist_guard_installed())
+    # worker processes fork, as under the configs' env_cfg.mp_cfg
+    multiprocessing.set_start_method('fork', force=True)
     try:
         mmengine.dist.init_dist('pytorch', backend='gloo', timeout=60)
         total = torch.tensor([rank + 1.])
@@ -216,6 +218,16 @@ class RankLogJob:
         return img_id.encode()
 
 
+@dataclass(frozen=True)
+class Echo:
+    """Writes ``<id>``, fails for ``bad`` (picklable for workers)."""
+
+    def __call__(self, img_id: str) -> bytes:
+        if img_id == 'bad':
+            raise ValueError('broken input')
+        return img_id.encode()
+
+
 def _outcome(call):
     try:
         result = call()
@@ -261,6 +273,8 @@ def _map_images_scenarios(rank: int, world: int, out: str,
     bad_log = osp.join(out, 'logs_bad')
     os.makedirs(bad_log, exist_ok=True)
     run('bad', RankLogJob(bad_log), img_ids=['a', 'bad', 'c', 'd'])
+    # with worker processes the error comes out while closing the writer
+    run('bad2:workers', Echo(), img_ids=['a', 'bad', 'c', 'd'], workers=2)
     run('other_ids', RankLogJob(bad_log),
         img_ids=['x', 'y'] if rank == 0 else ['x', 'z'])
     res['claims'] = claims
@@ -335,8 +349,8 @@ def test_map_images_shards_every_file_written_exactly_once(two_ranks):
         assert record['ok'] == dict(written=13, skipped=0)
         assert record['ok:again'] == dict(written=0, skipped=13)
     # rank 0 alone claims and releases the settings record
-    # ok, ok:again; other_settings (refused), lost and bad (not released)
-    assert records[0]['claims'] == ['claim', 'release'] * 2 + ['claim'] * 3
+    # ok, ok:again; other_settings (refused), lost, bad, bad2 (not released)
+    assert records[0]['claims'] == ['claim', 'release'] * 2 + ['claim'] * 4
     assert records[1]['claims'] == []
 
 
@@ -352,6 +366,9 @@ def test_map_images_errors_reach_every_rank(two_ranks):
         "ValueError: image 'bad': broken input")
     assert 'failed on rank 1 of 2' in records[0]['bad']['error']
     assert "image 'bad'" in records[0]['bad']['error']
+    assert records[1]['bad2:workers']['error'] == (
+        "ValueError: image 'bad': broken input")
+    assert 'failed on rank 1 of 2' in records[0]['bad2:workers']['error']
     for record in records:
         assert 'different image id lists' in record['other_ids']['error']
 
