@@ -189,8 +189,7 @@ def _guard_wrap_model(wrap_model: Callable) -> Callable:
     @functools.wraps(wrap_model)
     def guarded(self, model_wrapper_cfg, model):
         from mmengine.model import is_model_wrapper
-        if cuda_available() or not self.distributed or is_model_wrapper(
-                model):
+        if cuda_available() or not self.distributed or is_model_wrapper(model):
             return wrap_model(self, model_wrapper_cfg, model)
         check_no_sync_bn(model, self.cfg.get('sync_bn', None))
         model_wrapper_cfg = cpu_model_wrapper_cfg(

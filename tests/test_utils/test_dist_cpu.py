@@ -466,3 +466,18 @@ def test_dist_train_sh_on_two_cpu_processes(synthetic_voc_root, tmp_path):
           '--cfg-options', *_train_options(synthetic_voc_root)],
          PYTHON=sys.executable, PORT=str(free_port()))
     _assert_trained_on_two_ranks(work)
+    # dist_test.sh: pseudo labels from 2 ranks; rank 0 logs the whole job
+    config = tmp_path / 'labels_cfg.py'
+    config.write_text(f'_base_ = [{CAM_CONFIG!r}]\ncustom_hooks = [dict('
+                      "type='CAMToPseudoLabelHook', out_dir='labels')]\n")
+    out = _run(['bash', 'tools/dist_test.sh', str(config),
+                osp.join(work, 'epoch_1.pth'), '2', '--work-dir', work,
+                '--cfg-options', *_train_options(synthetic_voc_root),
+                'test_dataloader.sampler.round_up=False'],
+               PYTHON=sys.executable, PORT=str(free_port()))
+    labels = osp.join(work, 'labels')
+    pngs = [n for n in os.listdir(labels) if n.endswith('.png')]
+    assert len(pngs) == 24  # the synthetic 'train' split
+    assert f'{len(pngs)} pseudo label(s) written, 0 already present' in out
+    with open(osp.join(labels, 'settings.json')) as f:
+        assert 'incomplete_overwrite' not in json.load(f)
