@@ -28,6 +28,11 @@ Two deliberate decisions (see README, "Install"):
   ``mmpretrain.models`` is imported: its multimodal models become the
   placeholders mmpretrain registers when transformers is absent, and every
   backbone works. (QA-CLIMS's VQA models come from transformers itself.)
+* **Distributed runs on a CPU torch.** MMEngine 0.10.7 selects a CUDA device
+  unconditionally when it starts a process group and gives DDP a device id;
+  :func:`~qaclims_mm.utils.dist.install_cpu_dist_guard` lets it run with the
+  gloo backend when CUDA is absent (and only then), so that
+  ``--cfg-options env_cfg.dist_cfg.backend=gloo`` trains on CPU processes.
 """
 import functools
 import importlib.util
@@ -146,7 +151,8 @@ def tolerate_missing_full_stack(exc: ImportError, what: str) -> None:
 
 
 def setup_env() -> None:
-    """Apply the offline defaults and the checkpoint allow-list (idempotent)."""
+    """Apply the offline defaults, the checkpoint allow-list and the CPU
+    distributed guard (idempotent)."""
     global _DONE
     if _DONE:
         return
@@ -158,6 +164,8 @@ def setup_env() -> None:
     except ImportError:  # torch < 2.4 or mmengine absent: nothing to allow-list
         pass
     _guard_mmpretrain_multimodal()
+    from .dist import install_cpu_dist_guard
+    install_cpu_dist_guard()
     _DONE = True
 
 

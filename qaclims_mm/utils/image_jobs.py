@@ -8,6 +8,16 @@ processes, show a progress bar with an ETA and name the image id when one
 image fails. :class:`ImageJobWriter` owns all of that; :func:`map_images`
 runs it over a list of ids.
 
+Several ranks of a ``torch.distributed`` run share one job when they pass
+``rank`` and ``world_size`` (every rank calls with the same ids; see
+:func:`map_images`): rank ``r`` of ``W`` writes the files of the ids at
+positions ``r, r + W, ...`` only, so no file is written by two ranks; rank 0
+alone claims the folder's settings record (the others wait for it), checks
+after the last rank finished that every file exists and returns the counts
+of the whole job. An error on one rank is raised on every rank, so none is
+left waiting. Without ``rank`` / ``world_size`` the process works alone,
+also inside a distributed run (e.g. code that only rank 0 runs).
+
 A *job* is a picklable callable ``job(img_id, *args) -> bytes`` (the file
 content); its settings are its fields (a small dataclass), not a positional
 tuple. A job may define ``check(img_id)``, which :func:`map_images` calls for
@@ -23,13 +33,14 @@ Example::
     >>> map_images(['a', 'b'], Copy('in'), 'out', workers=2)
     MapResult(written=2, skipped=0)
 """
+import hashlib
 import multiprocessing
 import os
 import os.path as osp
 import sys
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
 
 from .io import atomic_write_bytes
 from .output_settings import claim_output_dir, release_output_dir
@@ -47,6 +58,89 @@ class MapResult:
     """
     written: int = 0
     skipped: int = 0
+
+
+def resolve_rank(rank: Optional[int] = None,
+                 world_size: Optional[int] = None) -> Tuple[int, int]:
+    """``(rank, world_size)`` of a per-image job.
+
+    Args:
+        rank (int, optional): This process's rank. Defaults to 0.
+        world_size (int, optional): Number of processes sharing the job.
+            None or 1: this process works alone. Above 1 the
+            ``torch.distributed`` process group must be initialised with that
+            size and this rank (every rank calls with the same ids).
+
+    Raises:
+        ValueError: for an impossible pair, or one that contradicts the
+            process group.
+        RuntimeError: ``world_size > 1`` without a process group.
+    """
+    world = 1 if world_size is None else int(world_size)
+    rank = 0 if rank is None else int(rank)
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f'per-image job: rank {rank} of world_size {world} '
+                         f'is impossible (need 0 <= rank < world_size)')
+    if world > 1:
+        import torch.distributed as dist
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError(
+                f'per-image job sharded over world_size={world} ranks, but '
+                f'torch.distributed is not initialised (init_dist / the '
+                f'runner starts the process group)')
+        if (dist.get_rank(), dist.get_world_size()) != (rank, world):
+            raise ValueError(
+                f'per-image job: rank {rank} of {world} given, but this '
+                f'process is rank {dist.get_rank()} of '
+                f'{dist.get_world_size()} in torch.distributed')
+    return rank, world
+
+
+def _all_gather(obj: Any, world: int) -> List[Any]:
+    """``obj`` of every rank (rank order); ``[obj]`` for one process."""
+    if world == 1:
+        return [obj]
+    import torch.distributed as dist
+    gathered: List[Any] = [None] * world
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def _describe(error: Optional[BaseException]) -> Optional[str]:
+    return None if error is None else f'{type(error).__name__}: {error}'
+
+
+def _raise_first(error: Optional[BaseException], rank: int, world: int,
+                 what: str) -> None:
+    """Share ``error`` (or None) of every rank and raise if any rank has one.
+
+    A collective: every rank must call it. A rank raises its own error;
+    the others raise a ``RuntimeError`` naming the first failing rank.
+    """
+    messages = _all_gather(_describe(error), world)
+    if error is not None:
+        raise error
+    for other, message in enumerate(messages):
+        if message is not None:
+            raise RuntimeError(f'{what} failed on rank {other} of {world}: '
+                               f'{message}')
+
+
+def _unique(ids: Iterable[str]) -> List[str]:
+    """``ids`` without repeats (first occurrence kept, order kept)."""
+    return list(dict.fromkeys(ids))
+
+
+def _check_same_ids(ids: List[str], rank: int, world: int,
+                    out_dir: str) -> None:
+    """Refuse ranks that were given different id lists (a collective)."""
+    digest = hashlib.sha256('\n'.join(ids).encode()).hexdigest()
+    digests = _all_gather((len(ids), digest), world)
+    if any(d != digests[0] for d in digests):
+        raise ValueError(
+            f'per-image job into {out_dir}: the ranks were given different '
+            f'image id lists ((count, sha256) per rank: {digests}); every '
+            f'rank must pass the same ids')
 
 
 def _with_image_id(error: BaseException, img_id: str) -> BaseException:
@@ -111,6 +205,16 @@ class ImageJobWriter:
         max_pending (int, optional): Jobs in flight before :meth:`submit`
             waits for the oldest (bounds the memory held by their inputs).
             Defaults to ``4 * workers``.
+        rank (int, optional): This process's rank when ``world_size``
+            processes write into the folder together. Defaults to 0.
+        world_size (int, optional): Processes writing into the folder
+            together (each submits its own images; no image on two ranks).
+            Then :meth:`open` and :meth:`close` are collectives: rank 0 alone
+            claims the settings record while the others wait; :meth:`close`
+            sums the counts of all ranks (:attr:`rank_result` holds this
+            rank's), raises on every rank when one failed, checks on rank 0
+            that the files of :attr:`expected_ids` (if set) exist, and only
+            then marks the record complete. Defaults to None (alone).
     """
 
     def __init__(self,
@@ -121,7 +225,9 @@ class ImageJobWriter:
                  suffix: str = '.png',
                  total: Optional[int] = None,
                  progress: bool = False,
-                 max_pending: Optional[int] = None) -> None:
+                 max_pending: Optional[int] = None,
+                 rank: Optional[int] = None,
+                 world_size: Optional[int] = None) -> None:
         self.out_dir = out_dir
         self.settings = dict(settings) if settings is not None else None
         self.overwrite = bool(overwrite)
@@ -131,9 +237,14 @@ class ImageJobWriter:
         self.progress = progress
         self.max_pending = max_pending or 4 * max(self.workers, 1)
         self.result = MapResult()
+        self.rank_result = self.result
+        self.rank, self.world_size = resolve_rank(rank, world_size)
+        #: Ids whose files rank 0 checks at :meth:`close` (several ranks).
+        self.expected_ids: Optional[List[str]] = None
         self._pool = None
         self._pending: deque = deque()
         self._bar = None
+        self._error: Optional[BaseException] = None
 
     def out_path(self, img_id: str) -> str:
         """The output file of ``img_id``."""
@@ -147,8 +258,7 @@ class ImageJobWriter:
         """Create the folder, claim its settings record, start the workers."""
         os.makedirs(self.out_dir, exist_ok=True)
         if self.settings is not None:
-            claim_output_dir(self.out_dir, self.settings, self.overwrite,
-                             self.suffix)
+            self._claim()
         if self.workers > 1:
             self._pool = multiprocessing.Pool(self.workers,
                                               initializer=_init_worker)
@@ -159,7 +269,26 @@ class ImageJobWriter:
             # import; the bar shows the elapsed time and the ETA
             self._bar = ProgressBar(self.total, file=sys.stdout)
         self.result = MapResult()
+        self.rank_result = self.result
+        self._error = None
         return self
+
+    def _claim(self) -> None:
+        """Claim the settings record: alone, or on rank 0 while the other
+        ranks wait (then the claim's error is raised on every rank)."""
+        if self.world_size == 1:
+            claim_output_dir(self.out_dir, self.settings, self.overwrite,
+                             self.suffix)
+            return
+        error = None
+        if self.rank == 0:
+            try:
+                claim_output_dir(self.out_dir, self.settings, self.overwrite,
+                                 self.suffix)
+            except Exception as e:  # shared below, so no rank waits
+                error = e
+        _raise_first(error, self.rank, self.world_size,
+                     f'claiming {self.out_dir}')
 
     def skip(self, img_id: str) -> None:
         """Count ``img_id`` as done already."""
@@ -201,6 +330,13 @@ class ImageJobWriter:
         try:
             while completed and self._pending:
                 self._write(*self._pending.popleft().get())
+        except Exception as e:
+            if self.world_size == 1:
+                raise
+            # several ranks: share the error in _close_together, so that
+            # no rank is left waiting for this one
+            self._error = self._error or e
+            completed = False
         finally:
             if self._pool is not None:
                 if completed:
@@ -213,15 +349,65 @@ class ImageJobWriter:
             if self._bar is not None:
                 sys.stdout.write('\n')
                 self._bar = None
+        if self.world_size > 1:
+            return self._close_together(completed)
         if completed and self.settings is not None:
             release_output_dir(self.out_dir, self.settings)
         return self.result
+
+    def missing_ids(self, img_ids: Iterable[str]) -> List[str]:
+        """The ids in ``img_ids`` whose file does not exist."""
+        return [i for i in img_ids if not osp.isfile(self.out_path(i))]
+
+    def _close_together(self, completed: bool) -> MapResult:
+        """The end of a job shared by several ranks (a collective)."""
+        error = self._error
+        if error is None and not completed:
+            error = RuntimeError('stopped before the end')
+        _raise_first(error, self.rank, self.world_size,
+                     f'writing {self.out_dir}')
+        counts = _all_gather(
+            (self.rank_result.written, self.rank_result.skipped),
+            self.world_size)
+        self.result = MapResult(sum(c[0] for c in counts),
+                                sum(c[1] for c in counts))
+        error = None
+        if self.rank == 0:
+            try:
+                self._verify_and_release()
+            except Exception as e:
+                error = e
+        _raise_first(error, self.rank, self.world_size,
+                     f'checking {self.out_dir}')
+        return self.result
+
+    def _verify_and_release(self) -> None:
+        """Rank 0, after every rank finished: all files there, then the
+        settings record is marked complete."""
+        if self.expected_ids is not None:
+            missing = self.missing_ids(self.expected_ids)
+            if missing:
+                shown = ', '.join(repr(i) for i in missing[:10])
+                raise RuntimeError(
+                    f'{self.out_dir}: {len(missing)} of the '
+                    f'{len(self.expected_ids)} {self.suffix} files are '
+                    f'missing after all {self.world_size} ranks finished: '
+                    f'{shown}{" ..." if len(missing) > 10 else ""}')
+        if self.settings is not None:
+            release_output_dir(self.out_dir, self.settings)
 
     def __enter__(self) -> 'ImageJobWriter':
         return self.open()
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.close(completed=exc_type is None)
+        self._error = exc
+        try:
+            self.close(completed=exc_type is None)
+        except Exception:
+            if exc is None:
+                raise
+            # the block's own error wins (close() re-raised it, or a
+            # secondary one); nothing to add
 
 
 def map_images(img_ids: Iterable[str],
@@ -231,7 +417,9 @@ def map_images(img_ids: Iterable[str],
                overwrite: bool = False,
                settings: Optional[Mapping[str, Any]] = None,
                suffix: str = '.png',
-               progress: bool = True) -> MapResult:
+               progress: bool = True,
+               rank: Optional[int] = None,
+               world_size: Optional[int] = None) -> MapResult:
     """Write ``<out_dir>/<id><suffix>`` = ``job(id)`` for every image id.
 
     Files that exist are skipped unless ``overwrite``, so a killed run
@@ -240,48 +428,87 @@ def map_images(img_ids: Iterable[str],
     unless ``overwrite`` (:func:`~qaclims_mm.utils.output_settings.
     claim_output_dir`). When ``job`` has a ``check(img_id)`` method it is
     called for every image to do before any work starts. The files do not
-    depend on ``workers``.
+    depend on ``workers`` nor on ``world_size``.
+
+    With ``world_size > 1`` every rank of the ``torch.distributed`` group
+    calls this with the same ids (repeats dropped; a rank given other ids
+    is refused); rank ``r`` does the ids at positions ``i`` with
+    ``i % world_size == r``. Rank 0 claims the settings record before any
+    rank starts; after the last rank finished, rank 0 checks that every
+    id's file exists (an error names the missing ids) and marks the record
+    complete. The result counts the whole job, on every rank; an error on
+    any rank is raised on all of them.
 
     Args:
         img_ids (Iterable[str]): The image ids.
         job (Callable[[str], bytes]): Picklable (for ``workers > 1``) job
             returning the file content of one image.
         out_dir (str): Output folder (created if missing).
-        workers (int): CPU processes; 0 or 1 runs in this process. Defaults
-            to 0.
+        workers (int): CPU processes (per rank); 0 or 1 runs in this
+            process. Defaults to 0.
         overwrite (bool): Rewrite existing files. Defaults to False.
         settings (Mapping, optional): The settings record. Defaults to None.
         suffix (str): Output suffix. Defaults to ``'.png'``.
-        progress (bool): Show a progress bar with an ETA. Defaults to True.
+        progress (bool): Show a progress bar with an ETA (on rank 0, for its
+            share). Defaults to True.
+        rank (int, optional): This process's rank. Defaults to 0.
+        world_size (int, optional): Processes sharing the job, e.g.
+            ``mmengine.dist.get_dist_info()``. Defaults to None: this process
+            does every id, also inside a distributed run.
 
     Returns:
-        MapResult: Files written and skipped.
+        MapResult: Files written and skipped (by all ranks).
 
     Raises:
-        Exception: the first failing job's error, naming the image id.
+        Exception: the first failing job's error, naming the image id (on
+            the other ranks a ``RuntimeError`` naming the failed rank).
+        RuntimeError: on every rank, when files are missing at the end.
     """
+    rank, world = resolve_rank(rank, world_size)
     ids = list(img_ids)
+    if world > 1:
+        ids = _unique(ids)
+        _check_same_ids(ids, rank, world, out_dir)
+    share = ids[rank::world]
     writer = ImageJobWriter(out_dir, settings, overwrite,
-                            min(int(workers), len(ids)), suffix,
-                            total=len(ids), progress=progress)
-    todo = [i for i in ids if not writer.is_done(i)]
-    check = getattr(job, 'check', None)
-    if check is not None:
-        for img_id in todo:
-            try:
-                check(img_id)
-            except Exception as e:
-                named = _with_image_id(e, img_id)
-                if named is e:
-                    raise
-                raise named from e
+                            min(int(workers), len(share)), suffix,
+                            total=len(share), progress=progress and rank == 0,
+                            rank=rank, world_size=world)
+    if world > 1:
+        writer.expected_ids = ids
+    todo = [i for i in share if not writer.is_done(i)]
+    error = None
+    try:
+        _check_inputs(job, todo)
+    except Exception as e:
+        error = e
+    if world > 1:
+        _raise_first(error, rank, world, f'checking the inputs of {out_dir}')
+    elif error is not None:
+        raise error
     if len(todo) <= 1:
         writer.workers = 0
     todo_set = set(todo)
     with writer:
-        for img_id in ids:
+        for img_id in share:
             if img_id in todo_set:
                 writer.submit(img_id, job)
             else:
                 writer.skip(img_id)
     return writer.result
+
+
+def _check_inputs(job: Job, img_ids: Iterable[str]) -> None:
+    """``job.check(img_id)`` for each id (if the job has it), naming the id
+    in its error."""
+    check = getattr(job, 'check', None)
+    if check is None:
+        return
+    for img_id in img_ids:
+        try:
+            check(img_id)
+        except Exception as e:
+            named = _with_image_id(e, img_id)
+            if named is e:
+                raise
+            raise named from e

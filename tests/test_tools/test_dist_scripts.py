@@ -40,3 +40,29 @@ def test_dist_test_arguments(tmp_path):
         '--master_addr=10.0.0.1', '--nproc_per_node=4',
         '--master_port=29500', osp.join(TOOLS, 'test.py'), 'cfg.py',
         'w.pth', '--launcher', 'pytorch', '--out', 'o']
+
+
+@pytest.mark.skipif(os.name != 'posix', reason='bash scripts')
+def test_slurm_train_arguments(tmp_path):
+    """``slurm_train.sh`` runs tools/train.py through srun with the slurm
+    launcher; GPUS_PER_NODE=0 (CPU nodes) drops the GPU request."""
+    srun = tmp_path / 'srun'
+    srun.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
+    srun.chmod(0o755)
+    path = f'{tmp_path}:{os.environ["PATH"]}'
+    argv = _run(tmp_path, 'slurm_train.sh', 'part', 'job', 'cfg.py',
+                '--cfg-options', 'a=1', PATH=path, GPUS='8')
+    assert argv == [
+        '-p', 'part', '--job-name=job', '--gres=gpu:4',
+        '--ntasks-per-node=4', '--ntasks=8', '--cpus-per-task=5',
+        '--kill-on-bad-exit=1', str(tmp_path / 'python'), '-u',
+        osp.join(TOOLS, 'train.py'), 'cfg.py', '--launcher', 'slurm',
+        '--cfg-options', 'a=1']
+    argv = _run(tmp_path, 'slurm_test.sh', 'part', 'job', 'cfg.py', 'w.pth',
+                PATH=path, GPUS='2', GPUS_PER_NODE='0',
+                SRUN_ARGS='--nodes=2 --exclusive')
+    assert argv == [
+        '-p', 'part', '--job-name=job', '--ntasks=2', '--cpus-per-task=5',
+        '--kill-on-bad-exit=1', '--nodes=2', '--exclusive',
+        str(tmp_path / 'python'), '-u', osp.join(TOOLS, 'test.py'), 'cfg.py',
+        'w.pth', '--launcher', 'slurm']

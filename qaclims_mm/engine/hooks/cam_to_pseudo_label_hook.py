@@ -3,6 +3,7 @@ import os.path as osp
 from typing import Callable, Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
+from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
@@ -58,8 +59,11 @@ class CAMToPseudoLabelHook(Hook):
     with other settings into the same folder is refused unless
     ``overwrite`` (:class:`~qaclims_mm.utils.image_jobs.ImageJobWriter`).
     Images without labels (``K = 0``) get all-background PNGs. The palette
-    is the test dataset's metainfo palette. At the end the counts and the
-    ``data_prefix`` to train on the labels are logged.
+    is the test dataset's metainfo palette. At the end the counts (of all
+    ranks) and the ``data_prefix`` to train on the labels are logged. Under
+    DDP each rank writes the images of its share; pass
+    ``test_dataloader.sampler.round_up=False`` so that no image is padded
+    onto a second rank.
 
     Args:
         out_dir (str): Output folder; relative to the runner's ``work_dir``
@@ -107,8 +111,13 @@ class CAMToPseudoLabelHook(Hook):
         if not self.refiner.parallel:
             device = next(runner.model.parameters()).device
             self.refiner.prepare(str(device))
+        # under DDP rank 0 alone claims the folder's settings record, and
+        # marks it complete once every rank finished (close() is collective)
+        rank, world_size = get_dist_info()
         self._writer = ImageJobWriter(out, self._settings(runner),
-                                      self.overwrite, self.num_workers).open()
+                                      self.overwrite, self.num_workers,
+                                      rank=rank,
+                                      world_size=world_size).open()
 
     def after_test_iter(self,
                         runner,
