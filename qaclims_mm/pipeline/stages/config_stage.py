@@ -107,7 +107,7 @@ class ConfigStage(BaseStage):
         return copy.deepcopy(self._resolved)
 
     def settings(self) -> Dict[str, Any]:
-        """Type, params (without the config path) and the resolved config.
+        """Type, own params and the resolved sub-config.
 
         The config keys filled from inputs are replaced by ``'<input>'``:
         their content is fingerprinted as an input, and their path (under the
@@ -120,7 +120,9 @@ class ConfigStage(BaseStage):
         resolved = cfg.to_dict()
         for key in CONTEXT_KEYS:
             resolved.pop(key, None)
-        params = {k: v for k, v in self.params.items() if k != 'config'}
+        # config path and overrides: their effect is the resolved config
+        params = {k: v for k, v in self.params.items()
+                  if k not in ('config', 'cfg_options')}
         return dict(type=type(self).__name__, params=params,
                     config=json.loads(json.dumps(resolved, sort_keys=True,
                                                  default=str)))
