@@ -264,8 +264,10 @@ def test_infer_cams_writes_one_file_per_id_and_resumes_the_missing(
     assert again == pytest.approx(metrics)
 
 
-def random_deeplab_checkpoint(path, options):
-    """A randomly initialised tiny DeepLab, saved as a checkpoint."""
+def random_deeplab_checkpoint(path, options, background_bias=0.):
+    """A randomly initialised tiny DeepLab, saved as a checkpoint; the
+    background logit raised by ``background_bias`` (so that the predictions
+    overlap the GT somewhat)."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
@@ -275,7 +277,11 @@ def random_deeplab_checkpoint(path, options):
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
-    torch.save({'state_dict': model.state_dict()}, path)
+    state = model.state_dict()
+    for key, value in state.items():
+        if key.startswith('decode_head.convs.') and key.endswith('.bias'):
+            value[0] += background_bias
+    torch.save({'state_dict': state}, path)
     return path
 
 
@@ -291,7 +297,7 @@ TINY_DEEPLAB = {
 def test_test_stage_miou_with_and_without_crf(synthetic_voc_root, tmp_path):
     work = str(tmp_path)
     ckpt = random_deeplab_checkpoint(str(tmp_path / 'init.pth'),
-                                     TINY_DEEPLAB)
+                                     TINY_DEEPLAB, background_bias=20.)
     split = osp.join(synthetic_voc_root, 'ImageSets/Segmentation')
     stage = SegTestStage(
         name='seg_test', config=DEEPLAB_CONFIG, cfg_options=TINY_DEEPLAB,
@@ -328,6 +334,12 @@ def test_test_stage_miou_with_and_without_crf(synthetic_voc_root, tmp_path):
                                    val_ids[0] + '.png'))
     assert pred.shape == gt.shape and pred.max() < 21
     assert set(stage.headline(metrics)) == {'mIoU', 'mIoU_crf'}
+    # the CRF run is another run: the dense CRF changed predictions
+    assert any(not np.array_equal(
+        read_label_png(osp.join(plain, i + '.png')),
+        read_label_png(osp.join(stage.outputs['predictions'], i + '.png')))
+        for i in val_ids)
+    assert metrics['IoU_per_class']['background'] > 0
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only check')
@@ -345,3 +357,30 @@ def test_runs_in_one_process_keep_their_own_logs(trained):
     work = trained[0]
     runs = scalar_losses(osp.join(work, 'cam', 'train'))
     assert len(runs) == 1 and len(runs[0]) == EPOCHS * ITERS_PER_EPOCH
+
+
+def test_build_config_takes_the_run_context(synthetic_voc_root, tmp_path):
+    """Work dir, launcher, dist backend, unique run names, CPU DDP wrapper,
+    no sampler padding for inference, the class-count check."""
+    stage = infer_stage(synthetic_voc_root, str(tmp_path / 'x.pth'),
+                        str(tmp_path))
+    ctx = context(str(tmp_path), 'cam_infer', launcher='pytorch', rank=1,
+                  world_size=2,
+                  env_cfg=dict(dist_cfg=dict(backend='gloo')))
+    cfg = stage.build_test_config(ctx)
+    other = stage.build_test_config(ctx)
+    assert cfg.work_dir == osp.join(ctx.stage_dir, 'infer')
+    assert cfg.launcher == 'pytorch'
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+    assert cfg.experiment_name != other.experiment_name
+    assert cfg.visualizer.name == cfg.experiment_name
+    assert cfg.test_dataloader.sampler.round_up is False
+    assert cfg.load_from == str(tmp_path / 'x.pth')
+    assert [h for h in cfg.custom_hooks if h['type'] == 'SaveCAMHook'][0][
+        'out_dir'] == stage.outputs['cams']
+    assert any(h['type'] == 'NumClassesCheckHook' for h in cfg.custom_hooks)
+    if not torch.cuda.is_available():
+        assert cfg.model_wrapper_cfg.device_ids is None
+    # one process: no wrapper set
+    single = stage.build_test_config(context(str(tmp_path), 'cam_infer'))
+    assert 'model_wrapper_cfg' not in single
