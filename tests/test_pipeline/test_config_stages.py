@@ -381,6 +381,14 @@ def test_build_config_takes_the_run_context(synthetic_voc_root, tmp_path):
     assert any(h['type'] == 'NumClassesCheckHook' for h in cfg.custom_hooks)
     if not torch.cuda.is_available():
         assert cfg.model_wrapper_cfg.device_ids is None
+    # another split: its CAMs, not scored
+    aug = InferCAMsStage(name='cam_infer', config=CAM_CONFIG,
+                         cfg_options=TINY_CAM, inputs=stage.inputs,
+                         outputs=stage.outputs, split='train_aug')
+    aug_cfg = aug.build_test_config(ctx).test_dataloader.dataset
+    assert aug_cfg.ann_file == 'ImageSets/Segmentation/train_aug.txt'
+    assert aug_cfg.with_seg_map is False and 'indices' not in aug_cfg
+    assert aug.settings() != stage.settings()
     # one process: no wrapper set
     single = stage.build_test_config(context(str(tmp_path), 'cam_infer'))
     assert 'model_wrapper_cfg' not in single

@@ -1,7 +1,7 @@
 """``InferCAMsStage``: the CAM files of a CAM config's test split."""
 import copy
 import os.path as osp
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from mmengine.config import Config
@@ -36,11 +36,32 @@ class InferCAMsStage(ConfigStage):
     split has masks, its numbers: ``mIoU`` (%, at its threshold, 0.15 by
     default), ``best_mIoU``, ``best_threshold``, ``fg_false_act``; plus
     ``num_cams``.
+
+    Args:
+        split (str, optional): Another split of the dataset than the
+            config's test split: the name of a file in
+            ``ImageSets/Segmentation`` (e.g. ``'train_aug'``, the images the
+            IR labels and pseudo masks are made for). Its CAMs are written
+            without scoring (such splits lack full masks) unless
+            ``evaluate``. Defaults to None (the config's split).
+        evaluate (bool): Score the CAMs of ``split`` against the masks of
+            the config's ``seg_map_path``. Defaults to False.
     """
 
     run_on = 'all'
     required_inputs = ('checkpoint', )
     required_outputs = ('cams', )
+
+    def __init__(self, name: str, inputs: Optional[Dict[str, str]] = None,
+                 outputs: Optional[Dict[str, str]] = None,
+                 split: Optional[str] = None, evaluate: bool = False,
+                 **kwargs) -> None:
+        params = dict(kwargs)
+        if split is not None:
+            params.update(split=split, evaluate=evaluate)
+        super().__init__(name, inputs, outputs, **params)
+        self.split = split
+        self.evaluate = bool(evaluate)
 
     def check_inputs(self, ctx: StageContext) -> None:
         super().check_inputs(ctx)
@@ -61,6 +82,12 @@ class InferCAMsStage(ConfigStage):
                 if hook.get('type') == 'SaveCAMHook':
                     hook['vis_dir'] = self.outputs['vis']
         no_padding(cfg, 'test_dataloader')
+        if self.split is not None:
+            dataset = cfg.test_dataloader.dataset
+            dataset['ann_file'] = f'ImageSets/Segmentation/{self.split}.txt'
+            dataset.pop('indices', None)
+            if not self.evaluate:
+                dataset['with_seg_map'] = False
         return cfg
 
     def run(self, ctx: StageContext) -> Dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``TrainStage``: train any of our configs (CAM, RITC, CLIMS, IRN, DeepLab)."""
+"""``TrainStage``: train one of our configs (CAM, RITC, CLIMS, IRN, DeepLab)."""
 import glob
 import json
 import math
