@@ -91,15 +91,24 @@ def scalar_losses(work_dir):
 
 @pytest.fixture(scope='module')
 def trained(synthetic_voc_root, tmp_path_factory):
-    """An uninterrupted TrainStage run."""
+    """An uninterrupted TrainStage run, from a process whose pipeline has
+    its own logger and visualizer."""
+    from mmengine.logging import MMLogger
+    from mmengine.visualization import Visualizer
     work = str(tmp_path_factory.mktemp('uninterrupted'))
+    logger = MMLogger.get_instance('cfgstages_pipeline')
+    Visualizer.get_instance('cfgstages_pipeline_vis')
     stage = train_stage(synthetic_voc_root, work)
-    metrics = stage.run(context(work, 'cam'))
-    return work, stage, metrics
+    metrics = stage.run(context(work, 'cam', logger=logger))
+    current = (MMLogger.get_current_instance().instance_name,
+               Visualizer.get_current_instance().instance_name)
+    return work, stage, metrics, current
 
 
 def test_train_stage_writes_the_checkpoint_and_logged_losses(trained):
-    work, stage, metrics = trained
+    work, stage, metrics, current = trained
+    # after the sub-run, the pipeline's logger and visualizer are current
+    assert current == ('cfgstages_pipeline', 'cfgstages_pipeline_vis')
     ckpt = stage.outputs['checkpoint']
     assert osp.isfile(ckpt)
     # the final checkpoint, copied: same weights as the sub-run's last one

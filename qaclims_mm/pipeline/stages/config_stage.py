@@ -257,30 +257,39 @@ def config_num_classes(cfg: Config) -> Optional[int]:
     return None
 
 
+def _current_name(cls) -> Optional[str]:
+    """Name of the newest instance of a ``ManagerMixin`` class, if any."""
+    return next(iter(reversed(cls._instance_dict)), None)
+
+
 @contextmanager
 def sub_run(ctx: StageContext) -> Iterator[None]:
-    """Keep the pipeline's logger the current one around an MMEngine run.
+    """Keep the pipeline's instances the current ones around an MMEngine run.
 
     MMEngine's ``get_current_instance`` returns the newest instance: after a
-    sub-run that would be the sub-run's logger (and its log file). The
-    pipeline's logger is moved back to the front and the sub-run's file
-    handlers are closed once it finished.
+    sub-run, ``MMLogger`` / ``MessageHub`` / ``Visualizer`` /
+    ``DefaultScope`` would name the sub-run's (its log file, its
+    ``vis_data``). Those current before the run (the pipeline's logger:
+    ``ctx.logger``) are made current again, and the sub-run's log files are
+    closed once it finished.
     """
-    from mmengine.logging import MMLogger
+    from mmengine.logging import MessageHub, MMLogger
+    from mmengine.registry import DefaultScope
+    from mmengine.visualization import Visualizer
+    classes = (MMLogger, MessageHub, Visualizer, DefaultScope)
+    current = {cls: _current_name(cls) for cls in classes}
+    if getattr(ctx.logger, 'instance_name', None) in MMLogger._instance_dict:
+        current[MMLogger] = ctx.logger.instance_name
     before = set(MMLogger._instance_dict)
-    current = None
-    if MMLogger._instance_dict:
-        current = MMLogger.get_current_instance().instance_name
-    if ctx.logger is not None and getattr(ctx.logger, 'instance_name',
-                                          None) in MMLogger._instance_dict:
-        current = ctx.logger.instance_name
     try:
         yield
     finally:
         for name in set(MMLogger._instance_dict) - before:
-            for handler in list(MMLogger._instance_dict[name].handlers):
+            logger = MMLogger._instance_dict[name]
+            for handler in list(logger.handlers):
                 if isinstance(handler, logging.FileHandler):
                     handler.close()
-                    MMLogger._instance_dict[name].removeHandler(handler)
-        if current is not None and current in MMLogger._instance_dict:
-            MMLogger._instance_dict.move_to_end(current)
+                    logger.removeHandler(handler)
+        for cls, name in current.items():
+            if name is not None and name in cls._instance_dict:
+                cls._instance_dict.move_to_end(name)
