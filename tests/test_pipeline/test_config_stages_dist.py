@@ -1,5 +1,6 @@
 """Config-based stages under 2 CPU processes (gloo): DDP training on a CPU
-torch, and CAM inference where every image is written by one rank."""
+torch, and CAM inference where every image is written by one rank (also
+when resuming)."""
 import json
 import os
 import os.path as osp
@@ -49,8 +50,19 @@ SCRIPT = textwrap.dedent('''
                            progress=False)
         metrics[kind] = stage.run(ctx)
         dist.barrier()
+    # resume: rank 0 deletes two CAM files; the ranks rewrite just those
+    first_pass, written = written, []
+    cams = spec['infer']['outputs']['cams']
+    if rank == 0:
+        for name in sorted(os.listdir(cams))[1:3]:
+            os.remove(os.path.join(cams, name))
+    dist.barrier()
+    ctx.resume = True
+    metrics['resumed'] = stage.run(ctx)
+    dist.barrier()
     with open(os.path.join(work, f'rank{rank}.json'), 'w') as f:
-        json.dump(dict(written=written, metrics=metrics), f)
+        json.dump(dict(written=first_pass, resumed=written,
+                       metrics=metrics), f)
     dist.destroy_process_group()
 ''')
 
@@ -103,3 +115,9 @@ def test_two_cpu_processes_train_and_infer(synthetic_voc_root, tmp_path):
     assert sorted(os.listdir(osp.join(work, 'cams'))) == sorted(
         written[0] | written[1])
     assert ranks[0]['metrics']['infer']['num_cams'] == NUM_IMAGES
+    # resumed: the two deleted files, each by one rank; same scores
+    resumed = [r['resumed'] for r in ranks]
+    assert sorted(resumed[0] + resumed[1]) == sorted(
+        sorted(written[0] | written[1])[1:3])
+    assert ranks[0]['metrics']['resumed'] == pytest.approx(
+        ranks[0]['metrics']['infer'])

@@ -99,6 +99,11 @@ class InferCAMsStage(ConfigStage):
         if ctx.resume:
             todo = [i for i, img_id in enumerate(ids)
                     if not osp.isfile(osp.join(cam_dir, img_id + '.npz'))]
+            if ctx.distributed:  # every rank shards the same list
+                from mmengine.dist import broadcast_object_list
+                shared = [todo]
+                broadcast_object_list(shared)
+                todo = shared[0]
         evaluates = (cfg.get('test_evaluator') or {}).get('type') == \
             CAM_METRIC
         loop_metrics = None
