@@ -9,7 +9,8 @@ from .utils.env import setup_env
 
 setup_env()
 
-from . import datasets, engine, evaluation, models, qape  # noqa: E402,F401
+from . import (datasets, engine, evaluation, models,  # noqa: E402,F401
+               pipeline, qape)
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__', 'setup_env']

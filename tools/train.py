@@ -4,7 +4,10 @@
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 
 The stock ``mmseg/.mim/tools/train.py`` runs our configs too; this copy exists
-for users who do not have mmseg's tools at hand.
+for users who do not have mmseg's tools at hand. A pipeline config
+(``runner_type='WSSSPipelineRunner'``) runs every stage of the pipeline; there
+``--resume`` is a no-op (the pipeline always resumes) and ``--amp`` is refused
+without CUDA only if a training stage is about to run (docs/pipeline.md).
 """
 import argparse
 import os.path as osp
@@ -18,6 +21,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from qaclims_mm.engine.hooks import add_num_classes_check  # noqa: E402
 from qaclims_mm.engine.resume import set_resume_checkpoint  # noqa: E402
+from qaclims_mm.pipeline.runner import is_pipeline_config  # noqa: E402
 from qaclims_mm.utils.cli import (add_launcher_args,  # noqa: E402
                                   parse_launcher_args)
 from qaclims_mm.utils.config import load_config  # noqa: E402
@@ -41,10 +45,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.launcher)
-    add_num_classes_check(cfg)  # a head wider than the dataset: refuse
+    pipeline = is_pipeline_config(cfg)
+    if not pipeline:
+        add_num_classes_check(cfg)  # a head wider than the dataset: refuse
     if args.amp:
         import torch
-        if not torch.cuda.is_available():
+        if pipeline:  # the runner refuses it if a training stage would run
+            cfg.setdefault('optim_wrapper', dict(type='OptimWrapper'))
+        elif not torch.cuda.is_available():
             raise SystemExit('--amp needs a CUDA device (MMEngine\'s '
                              'AmpOptimWrapper does not run on CPU)')
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
@@ -53,7 +61,9 @@ def build_config(args: argparse.Namespace) -> Config:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = False
-    if args.resume:
+    if args.resume and pipeline:
+        cfg.resume = True  # a no-op: the pipeline always resumes
+    elif args.resume:
         set_resume_checkpoint(cfg)
     return cfg
 

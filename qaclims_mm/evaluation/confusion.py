@@ -88,3 +88,25 @@ def confusion_to_scores(conf: np.ndarray) -> Dict[str, np.ndarray]:
         scores['mIoU'] = float(miou)
         scores['fg_false_activation'] = float(fg_false)
     return scores
+
+
+def fg_false_activation_per_class(conf: np.ndarray) -> np.ndarray:
+    """Per object class, the share of its predicted pixels that are GT
+    background: ``conf[0, c] / conf[:, c].sum()`` for ``c = 1..N-1``.
+
+    The per-class split of ``fg_false_activation``
+    (:func:`confusion_to_scores`): how much a class's CAM spills onto the
+    background (e.g. a boat's onto the water around it).
+
+    Args:
+        conf (np.ndarray): ``[..., N, N]`` confusion matrices (rows = GT).
+
+    Returns:
+        np.ndarray: ``[..., N - 1]`` float64 fractions in [0, 1]; nan for a
+        class that is never predicted.
+    """
+    conf = np.asarray(conf, dtype=np.float64)
+    if conf.ndim < 2 or conf.shape[-1] != conf.shape[-2]:
+        raise ValueError(f'confusion must be [..., N, N], got {conf.shape}')
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return conf[..., 0, 1:] / conf[..., :, 1:].sum(axis=-2)

@@ -28,6 +28,25 @@ PIPELINE_STAGES = Registry('pipeline stage', scope='mmseg',
                            locations=['qaclims_mm.pipeline.stages'])
 
 
+#: Suffixes of a "prefix" path: a text cache is declared as ``text/qa`` and
+#: written as ``text/qa.json`` + ``text/qa.safetensors``.
+PREFIX_SUFFIXES = ('.json', '.safetensors')
+
+
+def path_exists(path: str) -> bool:
+    """Whether ``path`` exists, as a file, a folder or a file prefix.
+
+    Args:
+        path (str): A declared input or output path.
+
+    Returns:
+        bool: True for an existing file or folder, or when every file of
+        the prefix form (``<path>.json``, ``<path>.safetensors``) exists.
+    """
+    return osp.exists(path) or all(
+        osp.isfile(path + suffix) for suffix in PREFIX_SUFFIXES)
+
+
 class StageInputError(RuntimeError):
     """A declared input is missing or incomplete (names stage, path, count)."""
 
@@ -96,6 +115,10 @@ class BaseStage:
     required_inputs: tuple = ()
     #: Output names the stage type writes (checked when the graph is built).
     required_outputs: tuple = ()
+    #: The stage trains a model and honours ``ctx.amp`` (``--amp``); the
+    #: runner refuses ``--amp`` without CUDA before anything runs only when
+    #: such a stage is about to run.
+    uses_amp: bool = False
 
     def __init__(self, name: str, inputs: Optional[Dict[str, str]] = None,
                  outputs: Optional[Dict[str, str]] = None,
@@ -138,7 +161,7 @@ class BaseStage:
         The default checks that every input path exists.
         """
         for key, path in self.inputs.items():
-            if not osp.exists(path):
+            if not path_exists(path):
                 raise StageInputError(
                     f'stage {self.name!r}: input {key!r} not found: {path}')
 

@@ -76,6 +76,10 @@ def make_qa_corpus(out_dir: str,
     image of its labels file, or its split with ``split_only``) or from
     files (``img_dir`` + ``labels_file`` [+ ``split_file``]).
 
+    Under ``torchrun`` it initialises ``torch.distributed`` unless a process
+    group exists already (then that group's ranks share the work), and
+    destroys only a group it initialised itself.
+
     Args:
         out_dir (str): Output folder (``corpus.json``, shards, settings).
         model_path (str): Local model folder of the engine.
@@ -118,6 +122,10 @@ def make_qa_corpus(out_dir: str,
     if engine not in ENGINES:
         raise ValueError(f'engine must be one of {sorted(ENGINES)}, got '
                          f'{engine!r}')
+    # a process group that exists (e.g. the pipeline runner's) is used and
+    # left alone; only one initialised here is destroyed at the end
+    created_group = not (torch.distributed.is_available()
+                         and torch.distributed.is_initialized())
     local_rank = init_distributed()
     if device is None:
         device = (f'cuda:{local_rank or 0}' if torch.cuda.is_available()
@@ -150,6 +158,6 @@ def make_qa_corpus(out_dir: str,
                       progress=progress,
                       meta=dict(source=source),
                       lock=lock)
-    if torch.distributed.is_initialized():
+    if created_group and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return corpus

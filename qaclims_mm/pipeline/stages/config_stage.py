@@ -55,9 +55,6 @@ class ConfigStage(BaseStage):
         **params: Further settings of the stage type.
     """
 
-    #: Whether the stage trains (AMP applies, the optimiser wrapper matters).
-    trains: bool = False
-
     def __init__(self, name: str, inputs: Optional[Dict[str, str]] = None,
                  outputs: Optional[Dict[str, str]] = None,
                  config: Optional[str] = None,
@@ -162,7 +159,7 @@ class ConfigStage(BaseStage):
             cfg.visualizer['name'] = cfg.experiment_name
         if ctx.distributed:
             set_cpu_ddp_wrapper(cfg)
-        if ctx.amp and self.trains:
+        if ctx.amp and self.uses_amp:
             enable_amp(cfg, self.name)
         add_num_classes_check(cfg)
         return cfg

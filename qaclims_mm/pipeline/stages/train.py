@@ -34,7 +34,7 @@ class TrainStage(ConfigStage):
     """
 
     run_on = 'all'
-    trains = True
+    uses_amp = True
     required_outputs = ('checkpoint', )
 
     def run(self, ctx: StageContext) -> Dict[str, Any]:
