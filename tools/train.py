@@ -20,7 +20,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from qaclims_mm.engine.hooks import add_num_classes_check  # noqa: E402
-from qaclims_mm.engine.resume import find_resumable_checkpoint  # noqa: E402
+from qaclims_mm.engine.resume import set_resume_checkpoint  # noqa: E402
 from qaclims_mm.pipeline.runner import is_pipeline_config  # noqa: E402
 from qaclims_mm.utils.cli import (add_launcher_args,  # noqa: E402
                                   parse_launcher_args)
@@ -66,24 +66,6 @@ def build_config(args: argparse.Namespace) -> Config:
     elif args.resume:
         set_resume_checkpoint(cfg)
     return cfg
-
-
-def set_resume_checkpoint(cfg: Config) -> None:
-    """Point ``cfg`` at the checkpoint ``--resume`` continues from.
-
-    MMEngine resumes from ``load_from`` when it is set, which in the QA-CLIMS
-    and CLIMS configs is the *initial* CAM checkpoint; ``--resume`` means the
-    work dir's latest checkpoint instead. Without one, training starts from
-    the start (loading ``load_from`` as usual).
-    """
-    ckpt = find_resumable_checkpoint(cfg.work_dir)
-    if ckpt is None:
-        print(f'--resume: no last_checkpoint in {cfg.work_dir}; training '
-              'from the start.')
-        cfg.resume = False
-    else:
-        cfg.load_from = ckpt
-        cfg.resume = True
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ import warnings
 import zipfile
 from typing import List, Optional
 
+from mmengine.logging import print_log
+
 _STEP = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
 
@@ -91,3 +93,27 @@ def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
                        f'checkpoint (tried {tried}); the files are missing '
                        f'or truncated. Remove {pointer} to train from the '
                        f'start.')
+
+
+def set_resume_checkpoint(cfg) -> None:
+    """Point ``cfg`` at the checkpoint a resumed run continues from.
+
+    MMEngine resumes from ``load_from`` when it is set, which in the QA-CLIMS
+    and CLIMS configs is the *initial* CAM checkpoint; resuming means the
+    work dir's latest complete checkpoint instead
+    (:func:`find_resumable_checkpoint`). Without one, training starts from
+    the start (loading ``load_from`` as usual). Used by ``tools/train.py
+    --resume`` and the pipeline's training stages.
+
+    Args:
+        cfg (mmengine.Config): The training config (``work_dir`` set),
+            changed in place: ``resume`` and, when resuming, ``load_from``.
+    """
+    ckpt = find_resumable_checkpoint(cfg.work_dir)
+    if ckpt is None:
+        print_log(f'resume: no last_checkpoint in {cfg.work_dir}; training '
+                  'from the start.', logger='current')
+        cfg.resume = False
+    else:
+        cfg.load_from = ckpt
+        cfg.resume = True
