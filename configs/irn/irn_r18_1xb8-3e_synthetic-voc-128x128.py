@@ -9,7 +9,12 @@
 _base_ = ['./irn_r50_1xb32-3e_voc12aug-512x512.py']
 data_root = 'data/synthetic_voc/VOC2012'
 crop_size = 128
+# IRN trains its edge and displacement heads on a frozen backbone (spec §6.4;
+# ImageNet-initialised ResNet-50 in the paper). No ImageNet weights here: the
+# pipeline loads the baseline CAM network through load_from, whose backbone
+# stands in for the pre-trained one; the heads start from their init.
 model = dict(
+    allow_missing_keys=['edge_head.*', 'displacement_head.*'],
     backbone=dict(depth=18, init_cfg=None),
     edge_head=dict(in_channels=(64, 64, 128, 256, 512)),
     displacement_head=dict(in_channels=(64, 64, 128, 256, 512)))

@@ -362,11 +362,10 @@ model = dict(backbone=dict(depth=18, init_cfg=None),
     split = tmp_path / 'two.txt'
     split.write_text(''.join(i + '\n' for i in ids))
     inputs = dict(cams=world['cam_dir'], images=world['images'],
-                  split=str(split), irn_checkpoint=ckpt,
-                  irn_config=str(irn_config))
+                  split=str(split), irn_checkpoint=ckpt)
     labels = str(tmp_path / 'rw')
     stage = build(dict(type='RandomWalkStage', name='rw', inputs=inputs,
-                       outputs=dict(labels=labels)))
+                       outputs=dict(labels=labels), config=str(irn_config)))
     assert {k: stage.params[k] for k in ('radius', 'beta', 'exp_times',
                                          'bg_threshold')} == dict(
         radius=5, beta=10., exp_times=8, bg_threshold=0.2)
@@ -573,13 +572,13 @@ def test_label_stage_under_two_gloo_processes(world, tmp_path):
 
 def test_runtime_params_are_not_fingerprinted(world):
     inputs = dict(cams=world['cam_dir'], images=world['images'],
-                  split=world['split'], irn_checkpoint='x.pth',
-                  irn_config='irn.py')
+                  split=world['split'], irn_checkpoint='x.pth')
     outputs = dict(labels='rw')
 
     def settings(**params):
         return build(dict(type='RandomWalkStage', name='rw', inputs=inputs,
-                          outputs=outputs, **params)).settings()
+                          outputs=outputs, config='irn.py',
+                          **params)).settings()
 
     assert settings(device='cuda:1', workers=4) == settings()
     assert settings(beta=8.) != settings()

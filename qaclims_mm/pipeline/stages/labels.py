@@ -157,10 +157,11 @@ class RandomWalkStage(_CAMLabelStage):
     """Pseudo masks by random walk on IRNet boundaries (spec §6.5).
 
     Inputs: ``cams`` (with the stride-4 ``cam`` maps), ``images``,
-    ``split``, ``irn_checkpoint`` (the trained IRNet), ``irn_config`` (its
-    config). Output: ``labels``.
+    ``split``, ``irn_checkpoint`` (the trained IRNet). Output: ``labels``.
 
     Args:
+        config (str): The IRN config of ``irn_checkpoint`` (relative to the
+            pipeline config's folder, like a training stage's ``config``).
         radius (int): Random-walk radius. Defaults to 5.
         beta (float): Affinity exponent. Defaults to 10.
         exp_times (int): ``log2`` of the walk steps. Defaults to 8.
@@ -172,30 +173,33 @@ class RandomWalkStage(_CAMLabelStage):
             unused: IRNet runs in the main process).
     """
     needs_images = True
-    required_inputs = ('cams', 'images', 'split', 'irn_checkpoint',
-                       'irn_config')
+    required_inputs = ('cams', 'images', 'split', 'irn_checkpoint')
 
     def __init__(self, name: str, inputs: Optional[Dict[str, str]] = None,
-                 outputs: Optional[Dict[str, str]] = None, radius: int = 5,
+                 outputs: Optional[Dict[str, str]] = None,
+                 config: Optional[str] = None, radius: int = 5,
                  beta: float = 10., exp_times: int = 8,
                  bg_threshold: float = 0.2, device: Optional[str] = None,
                  **params) -> None:
-        super().__init__(name, inputs, outputs, radius=radius, beta=beta,
-                         exp_times=exp_times, bg_threshold=bg_threshold,
-                         device=device, **params)
+        if not config:
+            raise KeyError(f'stage {name!r} (RandomWalkStage) needs '
+                           'config=<the IRN config of irn_checkpoint>')
+        super().__init__(name, inputs, outputs, config=config,
+                         radius=radius, beta=beta, exp_times=exp_times,
+                         bg_threshold=bg_threshold, device=device, **params)
 
     def check_inputs(self, ctx: StageContext) -> None:
         super().check_inputs(ctx)
-        for key in ('irn_checkpoint', 'irn_config'):
-            if not osp.isfile(self.inputs[key]):
-                raise StageInputError(f'stage {self.name!r}: input {key!r} '
-                                      f'not found: {self.inputs[key]}')
+        if not osp.isfile(self.inputs['irn_checkpoint']):
+            raise StageInputError(
+                f'stage {self.name!r}: input \'irn_checkpoint\' not found: '
+                f'{self.inputs["irn_checkpoint"]}')
 
     def write(self, ids: List[str], ctx: StageContext) -> None:
         p = self.params
         make_rw_labels(
             self.inputs['cams'], self.inputs['images'], ids,
-            self.outputs['labels'], self.inputs['irn_config'],
+            self.outputs['labels'], p['config'],
             self.inputs['irn_checkpoint'], radius=p['radius'], beta=p['beta'],
             exp_times=p['exp_times'], bg_threshold=p['bg_threshold'],
             palette=self.meta['palette'], img_suffix=p['img_suffix'],
