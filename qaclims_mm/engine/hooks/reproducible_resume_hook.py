@@ -23,8 +23,11 @@ augmentation identical when workers are not persistent.
   than from MMEngine's per-run constant.
 - Iteration-based loops: the loop's data iterator (created, with its
   workers, before the checkpoint is loaded) is restarted under a seed derived
-  from ``seed`` alone, and the generators are reseeded before every batch is
-  fetched, from ``(seed, rank, batch count)``. MMEngine resumes such a loop by
+  from ``seed`` alone (an ``InfiniteSampler`` gets a fresh index stream
+  from the run's seed: its single generator, started by the discarded
+  iterator's prefetching, would otherwise be closed with it and end the
+  data after one pass), and the generators are reseeded before every batch
+  is fetched, from ``(seed, rank, batch count)``. MMEngine resumes such a loop by
   fetching the already-trained batches again, so the replay and the
   uninterrupted run fetch each batch from the same state, and worker
   generators (persistent or respawned at an end of the data) advance the same
@@ -43,6 +46,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
+from mmengine.dataset import InfiniteSampler
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -157,8 +161,11 @@ class ReproducibleResumeHook(Hook):
         # The loop created its iterator (and spawned workers) before the
         # checkpoint was loaded, from whatever state the generators had then;
         # start it again from a state fixed by the seed alone.
-        _shutdown_workers(getattr(iterator, '_iterator', None))
+        old_iter = getattr(iterator, '_iterator', None)
+        _shutdown_workers(old_iter)
+        _close_index_stream(old_iter)
         _shutdown_persistent_workers(loader)
+        _restart_infinite_sampler(loader)
         rank = get_rank()
         set_random_seed(derive_seed(runner.seed, rank, _START_STREAM, 0))
         loop.dataloader_iterator = _ReseedingIterator(
@@ -175,6 +182,15 @@ class ReproducibleResumeHook(Hook):
             _shutdown_persistent_workers(loader)
 
 
+def _find_sampler(loader: Any) -> Optional[Any]:
+    """The loader's seeded sampler (also when a batch sampler wraps it)."""
+    sampler = getattr(loader, 'sampler', None)
+    if not hasattr(sampler, 'seed'):
+        sampler = getattr(getattr(loader, 'batch_sampler', None), 'sampler',
+                          None)
+    return sampler if hasattr(sampler, 'seed') else None
+
+
 def _sync_sampler_seed(runner, loader: Any) -> None:
     """Give the sampler the run's seed.
 
@@ -184,11 +200,8 @@ def _sync_sampler_seed(runner, loader: Any) -> None:
     """
     if getattr(runner, '_randomness_cfg', {}).get('diff_rank_seed', False):
         return  # MMEngine then gives samplers an unsaved synchronised seed
-    sampler = getattr(loader, 'sampler', None)
-    if not hasattr(sampler, 'seed'):
-        sampler = getattr(getattr(loader, 'batch_sampler', None), 'sampler',
-                          None)
-    if hasattr(sampler, 'seed') and sampler.seed != runner.seed:
+    sampler = _find_sampler(loader)
+    if sampler is not None and sampler.seed != runner.seed:
         print_log(f'ReproducibleResumeHook: sampler seed {sampler.seed} -> '
                   f'{runner.seed} (the checkpoint\'s)', logger='current')
         sampler.seed = runner.seed
@@ -213,3 +226,32 @@ def _shutdown_persistent_workers(loader: Any) -> None:
     loader._iterator = None
     print_log('ReproducibleResumeHook: persistent DataLoader workers '
               'restarted for the epoch', logger='current', level=10)
+
+
+def _close_index_stream(data_iter: Optional[Any]) -> None:
+    """Close the index generator of a discarded DataLoader iterator now.
+
+    Closing it propagates (through ``yield from``) into the sampler's own
+    iterator; doing it here, before :func:`_restart_infinite_sampler`, keeps
+    that from happening later, at garbage collection, to the new stream.
+    """
+    sampler_iter = getattr(data_iter, '_sampler_iter', None)
+    close = getattr(sampler_iter, 'close', None)
+    if close is not None:
+        close()
+
+
+def _restart_infinite_sampler(loader: Any) -> None:
+    """Give an :class:`~mmengine.dataset.InfiniteSampler` a fresh index
+    stream from its (possibly just synchronised) seed.
+
+    ``InfiniteSampler`` creates one index generator in ``__init__`` and every
+    ``iter()`` of it delegates to that generator. The loop's first iterator
+    (with workers it prefetches at once) starts it, with the seed the sampler
+    had then, and discarding that iterator closes it: the restarted iterator
+    would then end after its prefetched batches and the loop would die with
+    ``StopIteration`` after one pass over the data.
+    """
+    sampler = _find_sampler(loader)
+    if isinstance(sampler, InfiniteSampler):
+        sampler.indices = sampler._indices_of_rank()
