@@ -7,8 +7,7 @@ _tiny = {
     'cam': dict(cfg_options={'train_cfg.max_epochs': 2}),
     'irn': dict(cfg_options={'train_cfg.max_epochs': 1}),
     'deeplab': dict(cfg_options={'train_cfg.max_iters': 8,
-                                 'train_cfg.val_interval': 8,
-                                 'train_dataloader.num_workers': 0}),
+                                 'train_cfg.val_interval': 8}),
 }
 stages = [
     {**s, **{k: ({**s.get(k, {}), **v} if isinstance(v, dict) else v)
