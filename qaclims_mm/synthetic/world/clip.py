@@ -645,8 +645,9 @@ def evaluate_world_clip(out_dir: str,
       (``weights.pth`` + ``ovseg.pth``) on the same regions with their masks
       (the RITC way); ``masked_*_untuned``: the contrastive tower with a zero
       mask embedding (before mask-prompt tuning);
-    * ``full_image_masked_object_acc``: the tuned CLIP on the whole image
-      with the object mask as the only cue (OV-Seg's use);
+    * ``full_image_masked_{object,scene}_acc`` (and ``_untuned``): the
+      whole image with the region mask as the only cue (OV-Seg's use; what
+      mask-prompt tuning teaches);
     * ``pair_fg_acc`` / ``pair_bg_acc``: per (image, class) pair, whether the
       tuned CLIP puts the object region nearer its class than its scene word,
       and the scene region nearer its scene word than the class (the choice
@@ -697,8 +698,10 @@ def evaluate_world_clip(out_dir: str,
             _predict(enc, obj_x * obj_m, obj_m, cls_txt), cls)
         out[f'masked_scene_acc{name}'] = acc(
             _predict(enc, sc_x * sc_m, sc_m, scene_txt), scene)
-    out['full_image_masked_object_acc'] = acc(
-        _predict(tuned, obj_x, obj_m, cls_txt), cls)
+        out[f'full_image_masked_object_acc{name}'] = acc(
+            _predict(enc, obj_x, obj_m, cls_txt), cls)
+        out[f'full_image_masked_scene_acc{name}'] = acc(
+            _predict(enc, sc_x, sc_m, scene_txt), scene)
 
     # pairs: class text vs the scene word of the pair's image
     pair_scene = data.scene[data.object_image]
