@@ -166,6 +166,16 @@ def test_mask_prompt_tuning_does_not_lose_to_the_untuned_prompts(world_clip):
         assert tuned >= untuned - 0.03, (kind, ev)
 
 
+def test_a_blank_region_favours_no_class(world_clip):
+    """A CAM at 0 gives RITC a blank FG region: if the CLIP put it near some
+    class, that class's CAM could collapse and still lower L_FRC (seen with
+    aeroplane, boat and dining table before blank regions were trained
+    towards a uniform softmax, docs/world_models_clip.md)."""
+    ev = world_clip['eval']
+    assert ev['blank_class_excess_plain'] < 0.03, ev
+    assert ev['blank_class_excess_masked'] < 0.03, ev
+
+
 def _with_world_clip(cfg: Config, clip_dir: str, **caches) -> dict:
     model = cfg.model.to_dict()
     model['backbone']['init_cfg'] = None

@@ -393,6 +393,8 @@ class _Batch:
     images: Tensor  # ImageNet-normalised [K, 3, S, S]
     masks: Tensor  # [K, 1, S, S] region masks (FAT), 1 = inside
     pos: Tensor  # [K, T] bool
+    blank: Tensor  # [B, 3, S, S] content-free regions (uniform target)
+    blank_masks: Tensor  # [B, 1, S, S]
 
 
 def _sample_batch(data: WorldRegions, pos_obj: Tensor, pos_scene: Tensor,
@@ -423,8 +425,40 @@ def _sample_batch(data: WorldRegions, pos_obj: Tensor, pos_scene: Tensor,
     # an image fully covered by objects has an empty background: skip it
     keep = bg_mask.flatten(1).sum(1) >= 4
     pos = torch.cat([pos_obj[oi], pos_scene[data.scene[si]][keep]])
+    blank_img, blank_mask = _blank_regions(data, max(1, batch // 8),
+                                           generator)
     return _Batch(torch.cat([fg_img, bg_img[keep]]),
-                  torch.cat([fg_mask, bg_mask[keep]]), pos)
+                  torch.cat([fg_mask, bg_mask[keep]]), pos, blank_img,
+                  blank_mask)
+
+
+def _blank_regions(data: WorldRegions, k: int,
+                   generator: torch.Generator) -> Tuple[Tensor, Tensor]:
+    """Regions with no content: what RITC shows for a CAM that is flat.
+
+    A flat CAM ``A = c`` gives the FG region ``c * X`` with a full FAT mask
+    (``c`` in [0, 0.1]: nearly blank) or, for ``A = 1``, the BG region ``0``
+    with an empty mask. They must match no phrase in particular (trained
+    towards a uniform softmax), or a CAM could collapse to zero and still
+    "look like" its class (a blank ImageNet-normalised region is the mean
+    grey).
+    """
+    idx = torch.randint(0, data.images.shape[0], (k, ), generator=generator)
+    c = torch.empty(k, 1, 1, 1).uniform_(0.0, 0.1, generator=generator)
+    images = c * normalize_images(data.images[idx])
+    full = torch.rand(k, generator=generator) < 0.5
+    size = images.shape[-1]
+    masks = full[:, None, None, None].float().expand(k, 1, size,
+                                                      size).contiguous()
+    images = torch.where(full[:, None, None, None], images,
+                         torch.zeros_like(images))
+    return images, masks
+
+
+def uniform_target_loss(img: Tensor, txt: Tensor, scale: Tensor) -> Tensor:
+    """KL(uniform || softmax over phrases) of blank regions ``[B, D]``."""
+    logp = (scale * img @ txt.t()).log_softmax(1)
+    return -(logp.mean(1) + np.log(txt.shape[0])).mean()
 
 
 def _lr_at(step: int, total: int, base: float, warmup: int) -> float:
@@ -552,8 +586,10 @@ def train_world_clip(world_dir: str,
         b = _sample_batch(data, pos_obj, pos_scene, batch_size, gen, 0.25)
         img = F.normalize(model.encode_image(b.images), dim=-1)
         txt = F.normalize(model.encode_text(tokens), dim=-1)
-        loss = multi_positive_nce(img, txt, b.pos,
-                                  model.logit_scale.exp().clamp(max=100))
+        scale = model.logit_scale.exp().clamp(max=100)
+        blank = F.normalize(model.encode_image(b.blank), dim=-1)
+        loss = multi_positive_nce(img, txt, b.pos, scale) + \
+            uniform_target_loss(blank, txt, scale)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -584,7 +620,9 @@ def train_world_clip(world_dir: str,
             g['lr'] = _lr_at(step, tune_steps, lr, 20)
         b = _sample_batch(data, pos_obj, pos_scene, batch_size, gen, 0.0)
         img = F.normalize(tuned(b.images, b.masks), dim=-1)
-        loss = multi_positive_nce(img, txt, b.pos, scale)
+        blank = F.normalize(tuned(b.blank, b.blank_masks), dim=-1)
+        loss = multi_positive_nce(img, txt, b.pos, scale) + \
+            uniform_target_loss(blank, txt, scale)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -648,6 +686,10 @@ def evaluate_world_clip(out_dir: str,
     * ``full_image_masked_{object,scene}_acc`` (and ``_untuned``): the
       whole image with the region mask as the only cue (OV-Seg's use; what
       mask-prompt tuning teaches);
+    * ``blank_class_excess_{plain,masked}``: for an all-zero region (the FG
+      region of a CAM at 0), the cosine of the nearest class prompt minus the
+      mean over the classes (small: no class is favoured, so a CAM cannot
+      collapse to zero and still match its class);
     * ``pair_fg_acc`` / ``pair_bg_acc``: per (image, class) pair, whether the
       tuned CLIP puts the object region nearer its class than its scene word,
       and the scene region nearer its scene word than the class (the choice
@@ -702,6 +744,17 @@ def evaluate_world_clip(out_dir: str,
             _predict(enc, obj_x, obj_m, cls_txt), cls)
         out[f'full_image_masked_scene_acc{name}'] = acc(
             _predict(enc, sc_x, sc_m, scene_txt), scene)
+
+    # a blank region (what a flat CAM gives) must favour no class: the
+    # largest excess of one class prompt's cosine over the mean, plain CLIP
+    # and mask-prompted with a full mask (the FG of a CAM at 0)
+    blank = torch.zeros(1, 3, size, size)
+    with torch.no_grad():
+        for name, v in (('plain', model.encode_image(blank)),
+                        ('masked', tuned(blank, torch.ones(1, 1, size,
+                                                           size)))):
+            cos = F.normalize(v, dim=-1)[0] @ cls_txt.t()
+            out[f'blank_class_excess_{name}'] = float(cos.max() - cos.mean())
 
     # pairs: class text vs the scene word of the pair's image
     pair_scene = data.scene[data.object_image]
