@@ -129,11 +129,15 @@ def test_training_is_deterministic_and_losses_fall(tmp_path, world_clip):
     b = train_world_clip(world_clip['train_world'], str(tmp_path / 'b'),
                          seed=1, progress=False, max_images=40, **short)
     assert a == b
-    for name in ('open_clip_model.safetensors', 'ovseg.pth'):
-        sa = torch.load(tmp_path / 'a' / 'weights.pth', weights_only=True)
-        sb = torch.load(tmp_path / 'b' / 'weights.pth', weights_only=True)
-        for k in sa:
-            assert torch.equal(sa[k], sb[k]), (name, k)
+    from safetensors.torch import load_file
+    sa = load_file(tmp_path / 'a' / 'open_clip_model.safetensors')
+    sb = load_file(tmp_path / 'b' / 'open_clip_model.safetensors')
+    oa = torch.load(tmp_path / 'a' / 'ovseg.pth', weights_only=True)['model']
+    ob = torch.load(tmp_path / 'b' / 'ovseg.pth', weights_only=True)['model']
+    for first, second in ((sa, sb), (oa, ob)):
+        assert first.keys() == second.keys()
+        for k in first:
+            assert torch.equal(first[k], second[k]), k
 
 
 def test_zero_shot_far_above_chance(world_clip):

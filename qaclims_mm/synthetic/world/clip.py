@@ -318,7 +318,7 @@ def simulate_cams(masks: Tensor, generator: torch.Generator) -> Tensor:
 
 def ritc_regions(images: Tensor, cams: Tensor, alpha: float = 0.1
                  ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The FG / BG regions and FAT masks RITC builds (``region_mask='prompt'``).
+    """FG / BG regions and FAT masks as RITC builds them (mask prompts).
 
     Args:
         images (Tensor): ImageNet-normalised ``[K, 3, S, S]``.
