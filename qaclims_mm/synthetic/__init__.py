@@ -21,15 +21,21 @@ subpackage draws one:
 * the files (:mod:`.formats`) and folders (:mod:`.writer`) follow the VOC and
   SBD layouts; generation is deterministic: the same arguments give
   byte-identical files;
-* :mod:`.presets` names the sizes used by the tests and the demo.
+* :mod:`.presets` names the sizes used by the tests and the demo;
+* :mod:`.describe` records what a describer of each image would say (scene,
+  object classes, colours, texture, position) in a side file used only to
+  train the small vision-language models of this world (:mod:`.world`);
+  :data:`GENERATOR_VERSION` versions the whole generator.
 
 Not imported by ``qaclims_mm`` itself: ``from qaclims_mm.synthetic import
 make_synthetic_voc``.
 """
+from .describe import (DESCRIPTIONS_FILE, describe_image,
+                       read_descriptions)
 from .formats import (encode_jpeg, encode_label_png, encode_sbd_mat,
                       voc_annotation_xml, voc_colormap)
 from .presets import PRESETS, preset_args
-from .render import (IGNORE_INDEX, SyntheticImage, SyntheticObject,
+from .render import (GENERATOR_VERSION, IGNORE_INDEX, SyntheticImage, SyntheticObject,
                      render_synthetic_image)
 from .styles import CLASS_STYLES, CONTEXTS, ClassStyle
 from .writer import SPLIT_CODES, make_synthetic_voc, synthetic_image_id
@@ -39,5 +45,6 @@ __all__ = [
     'SyntheticImage', 'SyntheticObject', 'ClassStyle', 'CLASS_STYLES',
     'CONTEXTS', 'IGNORE_INDEX', 'SPLIT_CODES', 'PRESETS', 'preset_args',
     'voc_colormap', 'encode_jpeg', 'encode_label_png', 'encode_sbd_mat',
-    'voc_annotation_xml'
+    'voc_annotation_xml', 'GENERATOR_VERSION', 'DESCRIPTIONS_FILE',
+    'describe_image', 'read_descriptions'
 ]

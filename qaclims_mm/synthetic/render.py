@@ -18,6 +18,14 @@ from .styles import CLASS_STYLES, CONTEXTS, texture_weight
 #: Label of the "void" band around objects in ``SegmentationClass`` PNGs.
 IGNORE_INDEX = 255
 
+#: Version of what the generator draws. Bump it with ANY change to the
+#: rendering (shapes, styles, scenes, layout, random draws) or to the
+#: descriptions (:mod:`.describe`): the cached models of the synthetic world
+#: (:mod:`.world`) are keyed by it and refuse data of another version.
+#: ``tests/test_synthetic/test_synthetic_voc.py::test_rendering_is_pinned``
+#: pins the rendering hash together with this number.
+GENERATOR_VERSION = 1
+
 _LAYOUT_TRIES = 25
 
 

@@ -10,6 +10,10 @@ The written layout (``<out_dir>`` = ``make_synthetic_voc(out_dir)``)::
     SBD/cls/<id>.mat                     VOC-train + aug-only ids, GTcls struct
     SBD/img/<id>.jpg                     the same JPEG bytes as VOC2012
     SBD/{train,val}.txt                  SBD split (every 5th image in val)
+    world_descriptions.jsonl             with describe=True only: what a
+                                         describer says about every image
+                                         (:mod:`.describe`); read by no
+                                         pipeline stage
 
 Image ``k`` of a split uses its own generator seeded with ``[seed, split, k]``
 (:data:`SPLIT_CODES`), so it does not depend on how many images the other
@@ -24,6 +28,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from ..utils.io import atomic_write_bytes, atomic_write_text
+from .describe import DESCRIPTIONS_FILE, describe_image, descriptions_jsonl
 from .formats import (encode_jpeg, encode_label_png, encode_sbd_mat,
                       voc_annotation_xml)
 from .render import render_synthetic_image
@@ -87,6 +92,9 @@ def _prepare_out_dir(out_dir: str, overwrite: bool) -> None:
         for sub in ('VOC2012', 'SBD'):  # only what this generator writes
             if osp.isdir(osp.join(out_dir, sub)):
                 shutil.rmtree(osp.join(out_dir, sub))
+        side_file = osp.join(out_dir, DESCRIPTIONS_FILE)
+        if osp.isfile(side_file):  # never leave a stale description
+            os.remove(side_file)
     os.makedirs(out_dir, exist_ok=True)
 
 
@@ -99,7 +107,8 @@ def make_synthetic_voc(out_dir: str,
                        seed: int = 0,
                        max_objects: int = 3,
                        progress: bool = True,
-                       overwrite: bool = False) -> Dict[str, object]:
+                       overwrite: bool = False,
+                       describe: bool = False) -> Dict[str, object]:
     """Write a synthetic PASCAL VOC 2012 + SBD look-alike to ``out_dir``.
 
     VOC ``train`` and ``val`` images get ``SegmentationClass`` PNGs; VOC
@@ -121,13 +130,19 @@ def make_synthetic_voc(out_dir: str,
         overwrite (bool): Allow a non-empty ``out_dir``; its ``VOC2012/`` and
             ``SBD/`` folders are deleted and regenerated (nothing else is
             touched). Defaults to False.
+        describe (bool): Also write the side file
+            ``<out_dir>/world_descriptions.jsonl`` (one
+            :func:`~.describe.describe_image` record per image, sorted by
+            id), the training data of the synthetic world's models. It does
+            not change any other file. Defaults to False.
 
     Returns:
         dict: A summary with keys ``out_dir``, ``voc_root``, ``sbd_root``,
         ``train_ids``, ``val_ids``, ``aug_ids``, ``sbd_train_ids``,
         ``sbd_val_ids`` (sorted id lists), ``num_images`` (int),
         ``contexts`` (id -> scene name in :data:`CONTEXTS`) and ``labels``
-        (id -> sorted tuple of 0-based class indices).
+        (id -> sorted tuple of 0-based class indices); with ``describe``
+        also ``descriptions`` (the side file's path).
 
     Raises:
         ValueError: For a bad count, size or seed.
@@ -153,6 +168,7 @@ def make_synthetic_voc(out_dir: str,
     sbd_ids: Dict[str, List[str]] = {'train': [], 'val': []}
     contexts: Dict[str, str] = {}
     labels: Dict[str, Tuple[int, ...]] = {}
+    descriptions: List[dict] = []
     counts = {'train': num_train, 'val': num_val, 'aug': num_aug}
     total = num_train + num_val + num_aug
     pending: List[Future] = []
@@ -194,6 +210,8 @@ def make_synthetic_voc(out_dir: str,
                 ids[split].append(image_id)
                 contexts[image_id] = sample.context
                 labels[image_id] = sample.labels
+                if describe:
+                    descriptions.append(describe_image(sample, image_id))
                 bar.update(1)
         for future in pending:
             future.result()  # re-raise the first failed write
@@ -214,7 +232,7 @@ def make_synthetic_voc(out_dir: str,
     write_list(osp.join(sbd_root, 'train.txt'), sbd_ids['train'])
     write_list(osp.join(sbd_root, 'val.txt'), sbd_ids['val'])
 
-    return {
+    summary = {
         'out_dir': out_dir,
         'voc_root': voc_root,
         'sbd_root': sbd_root,
@@ -227,3 +245,8 @@ def make_synthetic_voc(out_dir: str,
         'contexts': contexts,
         'labels': labels,
     }
+    if describe:
+        summary['descriptions'] = osp.join(out_dir, DESCRIPTIONS_FILE)
+        atomic_write_text(summary['descriptions'],
+                          descriptions_jsonl(descriptions))
+    return summary

@@ -269,7 +269,10 @@ def build_mask_clip(model_name: str = 'ViT-L-14',
     OpenAI weights, then the OV-Seg checkpoint (strict).
 
     Args:
-        model_name (str): open_clip architecture. Defaults to ``'ViT-L-14'``.
+        model_name (str): open_clip architecture, or ``'local-dir:<folder>'``
+            to take a custom architecture from the folder's
+            ``open_clip_config.json`` (``model_cfg``). Defaults to
+            ``'ViT-L-14'``.
         weights (str, optional): Local OpenAI CLIP weights (``ViT-L-14.pt``).
             Defaults to None.
         ovseg_checkpoint (str, optional): Local OV-Seg checkpoint

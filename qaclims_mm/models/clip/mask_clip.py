@@ -23,9 +23,11 @@ the architecture is data (an open_clip model name or config dict), and
 ``masks=None`` is exactly open_clip's own ``visual(images)``.
 """
 import copy
+import json
+import os.path as osp
 import warnings
 from contextlib import nullcontext
-from typing import Optional
+from typing import Optional, Tuple
 
 import open_clip
 import torch
@@ -39,6 +41,40 @@ from torch.utils.checkpoint import checkpoint
 from .loaders import load_openai_weights, load_ovseg_checkpoint
 
 _AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+#: ``model_name`` prefix of an open_clip model folder (open_clip's schema).
+LOCAL_DIR_PREFIX = 'local-dir:'
+
+
+def read_local_dir_config(model_name: str) -> Tuple[dict, str]:
+    """The ``model_cfg`` of an open_clip ``local-dir:<folder>`` model.
+
+    Args:
+        model_name (str): ``'local-dir:<folder>'``; the folder holds
+            ``open_clip_config.json`` (``{"model_cfg": {...}}``, the file
+            open_clip's ``local-dir:`` schema reads).
+
+    Returns:
+        tuple: ``(model_cfg, path of the json file)``.
+
+    Raises:
+        FileNotFoundError: the folder has no ``open_clip_config.json``.
+        ValueError: the file is not JSON or has no ``model_cfg`` dict.
+    """
+    folder = osp.expanduser(model_name[len(LOCAL_DIR_PREFIX):])
+    path = osp.join(folder, 'open_clip_config.json')
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'{model_name!r} (model_name): {path} not found; a local-dir: '
+            f'model folder needs open_clip_config.json with a model_cfg.')
+    try:
+        with open(path, encoding='utf-8') as f:
+            model_cfg = json.load(f).get('model_cfg')
+    except (ValueError, AttributeError) as e:
+        raise ValueError(f'{path}: not an open_clip config ({e})') from None
+    if not isinstance(model_cfg, dict):
+        raise ValueError(f'{path}: no model_cfg dict (open_clip local-dir '
+                         f'layout: {{"model_cfg": {{...}}}}).')
+    return model_cfg, path
 
 
 def build_clip_vision_tower(model_name: str = 'ViT-L-14',
@@ -50,8 +86,10 @@ def build_clip_vision_tower(model_name: str = 'ViT-L-14',
 
     Args:
         model_name (str): An open_clip architecture name (a key of
-            ``open_clip.list_models()``), used when ``model_cfg`` is None.
-            Defaults to ``'ViT-L-14'``.
+            ``open_clip.list_models()``) or ``'local-dir:<folder>'`` (the
+            ``model_cfg`` of ``<folder>/open_clip_config.json``, e.g. a
+            custom architecture saved next to its weights), used when
+            ``model_cfg`` is None. Defaults to ``'ViT-L-14'``.
         model_cfg (dict, optional): An open_clip model config, i.e. a dict
             with ``embed_dim`` and ``vision_cfg`` (the format of open_clip's
             ``model_configs/*.json``). Takes precedence over ``model_name``.
@@ -67,10 +105,22 @@ def build_clip_vision_tower(model_name: str = 'ViT-L-14',
     Raises:
         KeyError: an unknown architecture name or a config without
             ``embed_dim`` / ``vision_cfg``.
+        FileNotFoundError: a ``local-dir:`` folder without
+            ``open_clip_config.json``.
+        ValueError: a ``local-dir:`` config whose ``quick_gelu`` differs
+            from a given ``quick_gelu``.
     """
     # private in open_clip, but the one builder that skips the text tower
     from open_clip.model import _build_vision_tower
-    if model_cfg is None:
+    if model_cfg is None and model_name.startswith(LOCAL_DIR_PREFIX):
+        model_cfg, source = read_local_dir_config(model_name)
+        if quick_gelu is not None and 'quick_gelu' in model_cfg and \
+                bool(model_cfg['quick_gelu']) != bool(quick_gelu):
+            raise ValueError(
+                f'{source} says quick_gelu={model_cfg["quick_gelu"]} but '
+                f'quick_gelu={quick_gelu} was passed; pass quick_gelu=None '
+                f'to follow the config.')
+    elif model_cfg is None:
         model_cfg = open_clip.get_model_config(model_name)
         if model_cfg is None:
             raise KeyError(
@@ -110,8 +160,10 @@ class MaskPromptedCLIP(nn.Module):
         visual (nn.Module, optional): An open_clip ``VisionTransformer`` to
             wrap, e.g. ``open_clip.create_model(name).visual``. If None, one is
             built from ``model_name`` / ``model_cfg``. Defaults to None.
-        model_name (str): open_clip architecture name used when ``visual``
-            and ``model_cfg`` are None. Defaults to ``'ViT-L-14'``.
+        model_name (str): open_clip architecture name, or
+            ``'local-dir:<folder>'`` (the architecture of its
+            ``open_clip_config.json``), used when ``visual`` and
+            ``model_cfg`` are None. Defaults to ``'ViT-L-14'``.
         model_cfg (dict, optional): open_clip model config dict (with
             ``embed_dim`` and ``vision_cfg``). Defaults to None.
         quick_gelu (bool, optional): QuickGELU activations (needed for
