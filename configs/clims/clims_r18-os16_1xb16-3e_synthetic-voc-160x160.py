@@ -16,12 +16,11 @@ _base_ = ['./clims_r50-os16_1xb16-15e_voc12aug-512x512.py']
 # Files the pipeline fills (placeholders; relative to the working directory):
 data_root = 'data/synthetic_voc/VOC2012'
 world_clip = 'data/pretrained/synthetic/clip'  # train_world_clip out_dir
-clip_weights = world_clip + '/weights.pth'
 clims_text_cache = 'data/pretrained/synthetic/clims_prompts_world-clip'
 baseline_cam = 'data/pretrained/synthetic/cam_r18_baseline.pth'
 load_from = baseline_cam
 # Config keys to set when the paths change: load_from,
-# model.cam_head.clip.{model_name,weights},
+# model.cam_head.clip.model_dir,
 # model.cam_head.text_source.cache, {train,test}_dataloader.dataset.data_root.
 
 crop_size = 160
@@ -30,8 +29,8 @@ model = dict(
     cam_head=dict(
         in_channels=512,
         clip=dict(
-            model_name='local-dir:' + world_clip,
-            weights=clip_weights,
+            model_dir=world_clip,  # architecture + the file below
+            weights='weights.pth',
             autocast_dtype=None),
         clip_input_size=64,
         text_source=dict(cache=clims_text_cache)))

@@ -15,14 +15,12 @@ _base_ = ['./qaclims_r50-os16_2xb4-19830it_voc12aug-512x512.py']
 # Files the pipeline fills (placeholders; relative to the working directory):
 data_root = 'data/synthetic_voc/VOC2012'
 world_clip = 'data/pretrained/synthetic/clip'  # train_world_clip out_dir
-clip_weights = world_clip + '/weights.pth'
-ovseg_checkpoint = world_clip + '/ovseg.pth'
 qa_cache = 'data/pretrained/synthetic/qa_cache/synthetic_blip_world-clip'
 baseline_cam = 'data/pretrained/synthetic/cam_r18_baseline.pth'
 load_from = baseline_cam
 # Config keys to set when the paths change (the variables above are read when
-# the file is parsed): load_from, model.cam_head.clip.{model_name,weights,
-# ovseg_checkpoint}, train_dataloader.dataset.pipeline.1.cache_prefix,
+# the file is parsed): load_from, model.cam_head.clip.model_dir,
+# train_dataloader.dataset.pipeline.1.cache_prefix,
 # train_dataloader.dataset.data_root, test_dataloader.dataset.data_root.
 
 crop_size = 160
@@ -31,9 +29,9 @@ model = dict(
     cam_head=dict(
         in_channels=512,
         clip=dict(
-            model_name='local-dir:' + world_clip,
-            weights=clip_weights,
-            ovseg_checkpoint=ovseg_checkpoint),
+            model_dir=world_clip,  # architecture + the files below
+            weights='weights.pth',
+            ovseg_checkpoint='ovseg.pth'),
         clip_input_size=64))
 train_pipeline = [
     dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),

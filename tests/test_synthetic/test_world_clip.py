@@ -184,10 +184,10 @@ def _with_world_clip(cfg: Config, clip_dir: str, **caches) -> dict:
     model = cfg.model.to_dict()
     model['backbone']['init_cfg'] = None
     head = model['cam_head']
-    head['clip'].update(model_name='local-dir:' + clip_dir,
-                        weights=osp.join(clip_dir, 'weights.pth'))
-    if 'ovseg_checkpoint' in head['clip']:
-        head['clip']['ovseg_checkpoint'] = osp.join(clip_dir, 'ovseg.pth')
+    # the configs name the files inside model_dir, which the pipeline fills
+    assert head['clip']['weights'] == 'weights.pth'
+    assert head['clip'].get('ovseg_checkpoint', 'ovseg.pth') == 'ovseg.pth'
+    head['clip']['model_dir'] = clip_dir
     head['clip_input_size'] = TEST_CFG['vision_cfg']['image_size']
     if 'cache' in head['text_source']:
         head['text_source']['cache'] = caches['prompt_cache']

@@ -261,6 +261,7 @@ def build_mask_clip(model_name: str = 'ViT-L-14',
                     weights: Optional[str] = None,
                     ovseg_checkpoint: Optional[str] = None,
                     mask_prompt_depth: int = 3,
+                    model_dir: Optional[str] = None,
                     **opts) -> nn.Module:
     """Build the QA-CLIMS mask-prompted CLIP from local files.
 
@@ -278,6 +279,12 @@ def build_mask_clip(model_name: str = 'ViT-L-14',
         ovseg_checkpoint (str, optional): Local OV-Seg checkpoint
             (``ovseg_swinbase_vitL14_ft_mpt.pth``). Defaults to None.
         mask_prompt_depth (int): Number of mask prompts. Defaults to 3.
+        model_dir (str, optional): A CLIP model folder in open_clip's
+            ``local-dir`` layout (``open_clip_config.json`` next to the
+            weights), e.g. the synthetic world's CLIP. It gives the
+            architecture (``model_name='local-dir:<model_dir>'``), and
+            relative ``weights`` / ``ovseg_checkpoint`` names are files in
+            it. One path a pipeline can hand over. Defaults to None.
         **opts: Other :class:`MaskPromptedCLIP` arguments (``model_cfg``,
             ``quick_gelu``, ``frozen``, ``checkpointing``,
             ``autocast_dtype``).
@@ -285,7 +292,12 @@ def build_mask_clip(model_name: str = 'ViT-L-14',
     Returns:
         MaskPromptedCLIP: The encoder (frozen and in eval mode by default).
     """
-    from .mask_clip import MaskPromptedCLIP
+    from .mask_clip import LOCAL_DIR_PREFIX, MaskPromptedCLIP
+    if model_dir is not None:
+        model_name = LOCAL_DIR_PREFIX + model_dir
+        weights, ovseg_checkpoint = (
+            None if name is None else osp.join(model_dir, name)
+            for name in (weights, ovseg_checkpoint))
     return MaskPromptedCLIP(
         model_name=model_name,
         weights=weights,
