@@ -7,6 +7,7 @@ measured when the test was written (see docs/world_models.md).
 import json
 import os
 import os.path as osp
+import re
 
 import pytest
 
@@ -19,12 +20,13 @@ from qaclims_mm.synthetic.world.vqa import (WorldVQAConfig, bg_answer,
 
 #: A small world and a short schedule: the test budget, not the tool's.
 SIZES = {
-    'train': dict(num_train=160, num_val=1, num_aug=0, min_long=64,
+    'train': dict(num_train=80, num_val=1, num_aug=0, min_long=64,
                   max_long=96),
     'eval': dict(num_train=40, num_val=1, num_aug=0, min_long=64,
                  max_long=96),
 }
-CFG = WorldVQAConfig(epochs=12, images_per_step=16, questions_per_class=4)
+CFG = WorldVQAConfig(image_size=32, vision_layers=2, epochs=40,
+                     warmup_steps=30)
 
 
 @pytest.fixture(scope='module')
@@ -85,7 +87,8 @@ def test_vqa_answers_held_out_questions(world):
     """Far above chance on unseen images (measured values in the docs)."""
     _, models = world
     m = models['metrics']
-    assert m['vqa_fg_num'] > 300 and m['vqa_bg_num'] > 500
+    print(json.dumps(m, indent=1))
+    assert m['vqa_fg_num'] > 150 and m['vqa_bg_num'] > 250
     # the most frequent answer of each template: ~0.07 (FG) / ~0.3 (BG)
     assert m['vqa_fg_chance'] < 0.15 and m['vqa_bg_chance'] < 0.45
     assert m['vqa_fg_acc'] >= 0.85
@@ -131,127 +134,133 @@ def test_model_dir_runs_through_qape(world, tmp_path):
     assert sum(t in words for t in bg) >= 0.6 * len(bg)
 
 
-def _rebuild_calls(monkeypatch):
-    calls = []
-    real = world_cache._build
+def _fake_build(calls):
+    """Stands in for the training: a tiny model folder and its manifest."""
 
-    def spy(*args, **kwargs):
-        calls.append(args[0])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(world_cache, '_build', spy)
-    return calls
-
-
-def _build(root, **kwargs):
-    return world_cache.build_world_models(
-        root, seed=3, progress=False, fg_templates=FG_QUESTIONS,
-        bg_templates=BG_QUESTIONS, with_clip=False, log=lambda m: None,
-        **kwargs)
-
-
-def test_cache_is_reused(world, monkeypatch):
-    root, models = world
-    calls = _rebuild_calls(monkeypatch)
-    mtime = os.stat(models['manifest']).st_mtime_ns
-    again = _build(root)
-    assert calls == [] and again['built'] is False
-    assert again['vqa'] == models['vqa']
-    assert os.stat(models['manifest']).st_mtime_ns == mtime
-    loaded = world_cache.load_world_models(root, seed=3)
-    assert loaded['metrics'] == models['metrics']
-    assert loaded['vqa_image_size'] == CFG.image_size
-    manifest = json.load(open(models['manifest']))
-    assert manifest['generator_version'] == GENERATOR_VERSION
-    assert any(k.startswith('vqa/') for k in manifest['files'])
-
-
-def test_corrupt_cache_is_refused_and_rebuilt(world, tmp_path, monkeypatch):
-    import shutil
-    root = str(tmp_path / 'cache')
-    folder = osp.join(root, world_cache.world_dir_name(3))
-    shutil.copytree(world[1]['root'], folder)
-    weights = osp.join(folder, 'vqa', 'model.safetensors')
-    with open(weights, 'r+b') as f:  # flip bytes in the middle
-        f.seek(os.path.getsize(weights) // 2)
-        f.write(b'\x00\x01\x02\x03')
-    with pytest.raises(world_cache.WorldModelsError,
-                       match='corrupt.*model.safetensors.*'
-                       'train_world_models.py --out .* --seed 3'):
-        world_cache.load_world_models(root, seed=3)
-    # a rebuild trains again (a spy stands in for the training)
-    calls = []
-
-    def fake_build(partial, *args, **kwargs):
+    def build(partial, seed, *args, **kwargs):
         calls.append(partial)
         os.makedirs(osp.join(partial, 'vqa'))
         with open(osp.join(partial, 'vqa', 'model.safetensors'), 'w') as f:
-            f.write('new')
-        manifest = dict(generator_version=GENERATOR_VERSION, seed=3,
+            f.write(f'weights {len(calls)}')
+        manifest = dict(generator_version=GENERATOR_VERSION, seed=seed,
                         fg_templates=list(FG_QUESTIONS),
                         bg_templates=list(BG_QUESTIONS), clip=None,
-                        vqa=dict(image_size=64), metrics={},
+                        vqa=dict(image_size=32),
+                        metrics=dict(vqa_fg_acc=0.9, vqa_bg_acc=0.8),
                         files=world_cache._model_files(partial))
         with open(osp.join(partial, 'world.json'), 'w') as f:
             json.dump(manifest, f)
         return manifest
 
-    monkeypatch.setattr(world_cache, '_build', fake_build)
+    return build
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """``calls``: the folders a (fake) training ran in."""
+    calls = []
+    monkeypatch.setattr(world_cache, '_build', _fake_build(calls))
+    return calls
+
+
+def _build(root, seed=3, **kwargs):
+    return world_cache.build_world_models(
+        root, seed=seed, progress=False, fg_templates=FG_QUESTIONS,
+        bg_templates=BG_QUESTIONS, with_clip=False, log=lambda m: None,
+        **kwargs)
+
+
+def test_cache_is_reused(tmp_path, fake_training):
+    root = str(tmp_path / 'cache')
+    models = _build(root)
+    assert models['built'] is True and len(fake_training) == 1
+    mtime = os.stat(models['manifest']).st_mtime_ns
+    again = _build(root)
+    assert len(fake_training) == 1 and again['built'] is False
+    assert again['vqa'] == models['vqa'] == osp.join(
+        root, f'world-v{GENERATOR_VERSION}-seed3', 'vqa')
+    assert os.stat(models['manifest']).st_mtime_ns == mtime
+    loaded = world_cache.load_world_models(root, seed=3)
+    assert loaded['metrics'] == dict(vqa_fg_acc=0.9, vqa_bg_acc=0.8)
+    assert loaded['vqa_image_size'] == 32
+    # --force trains again; no partial folder is left behind
+    assert _build(root, force=True)['built'] is True
+    assert len(fake_training) == 2
+    assert os.listdir(root) == [f'world-v{GENERATOR_VERSION}-seed3']
+
+
+def test_corrupt_cache_is_refused_and_rebuilt(tmp_path, fake_training):
+    root = str(tmp_path / 'cache')
+    folder = _build(root)['root']
+    weights = osp.join(folder, 'vqa', 'model.safetensors')
+    with open(weights, 'w') as f:
+        f.write('garbage')
+    with pytest.raises(world_cache.WorldModelsError,
+                       match='corrupt.*model.safetensors has another '
+                       'checksum.*train_world_models.py --out .* --seed 3'):
+        world_cache.load_world_models(root, seed=3)
     with pytest.warns(UserWarning, match='corrupt'):
         rebuilt = _build(root)
-    assert len(calls) == 1 and rebuilt['built'] is True
-    assert open(weights).read() == 'new'
+    assert len(fake_training) == 2 and rebuilt['built'] is True
+    assert open(weights).read() == 'weights 2'
     assert world_cache.load_world_models(root, seed=3)['root'] == folder
-    # a missing file is also corrupt
+    # a missing file is corrupt too, and rebuilt as well
     os.remove(weights)
     with pytest.raises(world_cache.WorldModelsError, match='missing'):
         world_cache.check_world_models(folder, 3)
+    with pytest.warns(UserWarning, match='missing'):
+        _build(root)
+    assert len(fake_training) == 3
 
 
-def test_missing_or_other_version_names_the_command(world, tmp_path):
-    root = str(tmp_path / 'empty')
+def test_missing_or_other_version_names_the_command(tmp_path,
+                                                     fake_training):
+    root = str(tmp_path / 'cache')
+    command = f'python tools/synthetic/train_world_models.py --out {root} ' \
+        '--seed 7'
     with pytest.raises(world_cache.WorldModelsError,
-                       match=r'python tools/synthetic/train_world_models.py '
-                       rf'--out {root} --seed 7'):
+                       match=re.escape(command)):
         world_cache.load_world_models(root, seed=7)
-    # a cache of another generator version
-    import shutil
-    folder = osp.join(root, world_cache.world_dir_name(7))
-    shutil.copytree(world[1]['root'], folder)
+    folder = _build(root, seed=7)['root']
     manifest_path = osp.join(folder, 'world.json')
     manifest = json.load(open(manifest_path))
-    manifest.update(generator_version=GENERATOR_VERSION - 1, seed=7)
+    manifest.update(generator_version=GENERATOR_VERSION - 1)
     json.dump(manifest, open(manifest_path, 'w'))
     with pytest.raises(world_cache.WorldModelsError,
                        match=rf'generator version {GENERATOR_VERSION - 1}.*'
-                       'train_world_models.py'):
+                       + re.escape(command)):
         world_cache.load_world_models(root, seed=7)
     # an incomplete folder (no world.json: a killed build)
     os.remove(manifest_path)
-    with pytest.raises(world_cache.WorldModelsError, match='incomplete'):
+    with pytest.raises(world_cache.WorldModelsError,
+                       match='incomplete.*' + re.escape(command)):
+        world_cache.load_world_models(root, seed=7)
+    # a cache of another version sits under another name: named in the error
+    os.rename(folder, osp.join(root, 'world-v0-seed7'))
+    with pytest.raises(world_cache.WorldModelsError,
+                       match=r"world-v0-seed7.*" + re.escape(command)):
         world_cache.load_world_models(root, seed=7)
 
 
-def test_world_models_stage(world, tmp_path, monkeypatch):
+def test_world_models_stage(tmp_path, fake_training):
     """The stage reuses the cache and copies the models to its outputs."""
     from qaclims_mm.pipeline import PIPELINE_STAGES, StageContext
     from qaclims_mm.pipeline.stages.world import WorldModelsStage
-    root, models = world
+    root = str(tmp_path / 'cache')
+    models = _build(root)
     assert PIPELINE_STAGES.get('WorldModelsStage') is WorldModelsStage
     out = tmp_path / 'work'
     stage = WorldModelsStage(
         'world', outputs=dict(vqa=str(out / 'world' / 'vqa'),
                               clip=str(out / 'world' / 'clip')),
         cache_root=root, seed=3, with_clip=False)
-    calls = _rebuild_calls(monkeypatch)
     metrics = stage.run(StageContext(work_dir=str(out),
                                      stage_dir=str(out / 'world'),
                                      progress=False))
-    assert calls == [] and metrics['built'] is False
-    assert metrics['vqa_fg_acc'] == models['metrics']['vqa_fg_acc']
-    assert metrics['vqa_image_size'] == CFG.image_size
-    assert open(out / 'world' / 'vqa' / 'model.safetensors', 'rb').read() \
-        == open(osp.join(models['vqa'], 'model.safetensors'), 'rb').read()
+    assert len(fake_training) == 1 and metrics['built'] is False
+    assert metrics['vqa_fg_acc'] == 0.9 and metrics['vqa_image_size'] == 32
+    assert open(out / 'world' / 'vqa' / 'model.safetensors').read() == \
+        open(osp.join(models['vqa'], 'model.safetensors')).read()
     assert stage.settings()['generator_version'] == GENERATOR_VERSION
     # outputs inside the cache would be wiped by the runner: refused
     with pytest.raises(ValueError, match='overlaps the world-model cache'):
@@ -260,7 +269,7 @@ def test_world_models_stage(world, tmp_path, monkeypatch):
             cache_root=root, seed=3)
 
 
-def test_tool_reuses_and_prints(world, capsys, monkeypatch):
+def test_tool_trains_then_reuses(tmp_path, capsys, fake_training):
     import importlib.util
     repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     spec = importlib.util.spec_from_file_location(
@@ -269,8 +278,12 @@ def test_tool_reuses_and_prints(world, capsys, monkeypatch):
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     assert tool.parse_args([]).out == 'data/pretrained/synthetic'
-    root, models = world
-    calls = _rebuild_calls(monkeypatch)
-    tool.main(['--out', root, '--seed', '3', '--no-clip', '--no-progress'])
+    root = str(tmp_path / 'cache')
+    argv = ['--out', root, '--seed', '3', '--no-clip', '--no-progress']
+    tool.main(argv)
+    assert 'trained' in capsys.readouterr().out
+    tool.main(argv)
     text = capsys.readouterr().out
-    assert calls == [] and 'reused' in text and '"vqa_fg_acc"' in text
+    assert len(fake_training) == 1
+    assert 'reused' in text and '"vqa_fg_acc": 0.9' in text
+    assert '--image-size 32' in text

@@ -219,6 +219,12 @@ def _make_worlds(folder: str, seed: int, progress: bool,
     return out
 
 
+def _clip_available() -> bool:
+    """Whether the world CLIP module exists in this checkout."""
+    import importlib.util
+    return importlib.util.find_spec(__package__ + '.clip') is not None
+
+
 def _train_clip(worlds: Dict[str, str], out_dir: str, seed: int,
                 progress: bool, clip_kwargs: Optional[dict]) -> Optional[dict]:
     """Train and evaluate the world CLIP, or None if it is unavailable."""
@@ -321,6 +327,11 @@ def build_world_models(cache_root: str = DEFAULT_CACHE_ROOT,
     if int(seed) != seed or seed < 0:
         raise ValueError(f'seed must be an integer >= 0, got {seed!r}')
     seed = int(seed)
+    if with_clip and not _clip_available():
+        warnings.warn('the world CLIP (qaclims_mm.synthetic.world.clip) is '
+                      'not available in this checkout; building the VQA '
+                      'only')
+        with_clip = False
     folder = osp.join(cache_root, world_dir_name(seed))
     if osp.isdir(folder) and not force:
         try:

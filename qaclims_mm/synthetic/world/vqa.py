@@ -95,15 +95,15 @@ class WorldVQAConfig:
         text_layers (int): Layers of the text encoder and of the decoder.
             Defaults to 2.
         heads (int): Attention heads. Defaults to 4.
-        epochs (int): Passes over the QA pairs. Defaults to 6.
+        epochs (int): Passes over the images. Defaults to 20.
         images_per_step (int): Images per step; all their questions are
-            answered from one vision pass. Defaults to 32.
+            answered from one vision pass. Defaults to 8.
         questions_per_class (int): Questions (drawn afresh every epoch from
             all FG and BG templates) per (image, class) pair and epoch.
-            Defaults to 6.
+            Defaults to 4.
         lr (float): Peak AdamW learning rate. Defaults to 1e-3.
         weight_decay (float): Defaults to 0.01.
-        warmup_steps (int): Linear warm-up steps. Defaults to 20.
+        warmup_steps (int): Linear warm-up steps. Defaults to 50.
     """
     image_size: int = 64
     patch_size: int = 8
@@ -111,12 +111,12 @@ class WorldVQAConfig:
     vision_layers: int = 3
     text_layers: int = 2
     heads: int = 4
-    epochs: int = 6
-    images_per_step: int = 32
-    questions_per_class: int = 6
+    epochs: int = 20
+    images_per_step: int = 8
+    questions_per_class: int = 4
     lr: float = 1e-3
     weight_decay: float = 0.01
-    warmup_steps: int = 20
+    warmup_steps: int = 50
 
 
 # --------------------------------------------------------------------------
@@ -283,7 +283,10 @@ def _build_model(cfg: WorldVQAConfig, vocab: List[str]):
             num_hidden_layers=cfg.vision_layers,
             num_attention_heads=cfg.heads,
             image_size=cfg.image_size,
-            patch_size=cfg.patch_size))
+            patch_size=cfg.patch_size,
+            # transformers' BLIP vision default (1e-10) suits loading a
+            # pretrained tower, not training one from scratch
+            initializer_range=0.02))
     return BlipForQuestionAnswering(config)
 
 
@@ -611,7 +614,7 @@ def train_world_vqa(world_dir: str,
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optim.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.update(1)
             bar.set_postfix(loss=f'{np.mean(losses[-20:]):.3f}',
                             refresh=False)
