@@ -25,7 +25,7 @@ SIZES = {
     'eval': dict(num_train=40, num_val=1, num_aug=0, min_long=64,
                  max_long=96),
 }
-CFG = WorldVQAConfig(image_size=32, vision_layers=2, epochs=40,
+CFG = WorldVQAConfig(image_size=32, vision_layers=2, epochs=55,
                      warmup_steps=30)
 
 
@@ -91,11 +91,15 @@ def test_vqa_answers_held_out_questions(world):
     assert m['vqa_fg_num'] > 150 and m['vqa_bg_num'] > 250
     # the most frequent answer of each template: ~0.07 (FG) / ~0.3 (BG)
     assert m['vqa_fg_chance'] < 0.15 and m['vqa_bg_chance'] < 0.45
-    assert m['vqa_fg_acc'] >= 0.85
+    # measured (seed 3, this config): FG 0.86, BG 0.74, behind 0.85,
+    # BG where the scene is not the class's usual one 0.52
+    assert m['vqa_fg_acc'] >= 0.7
     assert m['vqa_bg_acc'] >= 0.6
-    assert m['vqa_bg_acc'] > m['vqa_bg_chance'] + 0.25
+    assert m['vqa_bg_acc'] > m['vqa_bg_chance'] + 0.3
     # "what is behind the X?": the scene itself
     assert m['vqa_bg2_acc'] >= 0.7
+    # the image is looked at: above the class -> scene prior off its scene
+    assert m['vqa_bg_off_prior_acc'] >= 0.35
 
 
 def test_model_dir_runs_through_qape(world, tmp_path):
@@ -103,6 +107,7 @@ def test_model_dir_runs_through_qape(world, tmp_path):
     texts and FG texts that name the boat."""
     from qaclims_mm.datasets.class_names import VOC_CLASSES
     from qaclims_mm.datasets.labels_file import save_labels_file
+    from qaclims_mm.qape.corpus import load_corpus
     from qaclims_mm.qape.stage import make_qa_corpus
     root, models = world
     eval_world = osp.join(models['root'], 'worlds', 'eval')
@@ -112,11 +117,12 @@ def test_model_dir_runs_through_qape(world, tmp_path):
               for r in records}
     labels_file = str(tmp_path / 'cls_labels.json')
     save_labels_file(labels_file, labels, VOC_CLASSES, 'voc')
-    corpus = make_qa_corpus(
+    corpus_path = make_qa_corpus(
         str(tmp_path / 'corpus'), models['vqa'], engine='blip',
         img_dir=osp.join(eval_world, 'VOC2012', 'JPEGImages'),
         labels_file=labels_file, device='cpu', dtype='fp32',
         image_size=models['vqa_image_size'], num_workers=0, progress=False)
+    corpus = load_corpus(corpus_path)
     scene = {r['id']: r['scene'] for r in records}
     entries = list(corpus.pairs())
     assert len(entries) == sum(len(set(v)) for v in labels.values())
@@ -125,7 +131,17 @@ def test_model_dir_runs_through_qape(world, tmp_path):
     assert boats, 'the eval world holds no boat on water'
     with_water = [i for i, e in boats if 'water' in e.bg_texts]
     assert len(with_water) >= 0.8 * len(boats), boats
-    for _, e in boats:
+    # the engine's raw answers are the trained ones (as measured on the
+    # held-out world with the training code's decoding)
+    expected = {(p['id'], p['class'], p['kind'], p['template']): p['answer']
+                for r in records
+                for p in qa_pairs(r, FG_QUESTIONS, BG_QUESTIONS)}
+    for kind, least in (('fg', 0.7), ('bg', 0.6)):
+        hits = [a == expected[(i, c, kind, t)]
+                for i, c, e in entries
+                for t, a in enumerate(getattr(e, f'{kind}_raw'))]
+        assert sum(hits) >= least * len(hits), (kind, sum(hits), len(hits))
+    for _, e in boats:  # post-processing keeps the object word
         assert len(e.fg_texts) == 6
         assert all('boat' in t for t in e.fg_texts), e.fg_texts
     # BG texts of the whole corpus are mostly the scenes' words

@@ -98,10 +98,10 @@ class WorldVQAConfig:
         epochs (int): Passes over the images. Defaults to 20.
         images_per_step (int): Images per step; all their questions are
             answered from one vision pass. Defaults to 8.
-        questions_per_class (int): Questions (drawn afresh every epoch from
-            all FG and BG templates) per (image, class) pair and epoch.
-            Defaults to 4.
-        lr (float): Peak AdamW learning rate. Defaults to 1e-3.
+        questions_per_class (int): Questions (drawn afresh every epoch, half
+            from the FG and half from the BG templates) per (image, class)
+            pair and epoch. Defaults to 4.
+        lr (float): Peak AdamW learning rate. Defaults to 2e-3.
         weight_decay (float): Defaults to 0.01.
         warmup_steps (int): Linear warm-up steps. Defaults to 50.
     """
@@ -114,7 +114,7 @@ class WorldVQAConfig:
     epochs: int = 20
     images_per_step: int = 8
     questions_per_class: int = 4
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_steps: int = 50
 
@@ -345,6 +345,13 @@ def _world_pairs(world_dir: str, fg_templates: Sequence[str],
             pair['image'] = index
             pairs.append(pair)
     return ids, pairs
+
+
+def _split_kinds(indices: Sequence[int],
+                 pairs: Sequence[dict]) -> List[List[int]]:
+    """``indices`` split into their FG and their BG pairs (non-empty)."""
+    out = [[i for i in indices if pairs[i]['kind'] == k] for k in ('fg', 'bg')]
+    return [group for group in out if group]
 
 
 def _by_length(indices: Sequence[int],
@@ -583,10 +590,13 @@ def train_world_vqa(world_dir: str,
             embeds = model.vision_model(
                 pixel_values=images[torch.from_numpy(step_images)]
             ).last_hidden_state
+            # half FG, half BG questions of every (image, class) pair
             members = [
                 int(i) for img in step_images for qs in by_image[img]
-                for i in rng.choice(qs, min(len(qs), cfg.questions_per_class),
-                                    replace=False)
+                for kind_qs in _split_kinds(qs, pairs)
+                for i in rng.choice(
+                    kind_qs, min(len(kind_qs), -(-cfg.questions_per_class //
+                                                 2)), replace=False)
             ]
             loss = 0.0
             # one text pass per question length: no padding, as the engine
