@@ -13,10 +13,11 @@ from .qape import QAPEStage
 from .test import TestStage
 from .text import PromptCacheStage, TextCacheStage
 from .train import TrainStage
+from .world import WorldModelsStage
 
 __all__ = [
     'ConfigStage', 'TrainStage', 'InferCAMsStage', 'TestStage',
     'SyntheticDataStage', 'QAPEStage', 'TextCacheStage', 'PromptCacheStage',
     'EvalCAMsStage', 'EvalPseudoMasksStage', 'PseudoLabelStage',
-    'IRLabelsStage', 'RandomWalkStage'
+    'IRLabelsStage', 'RandomWalkStage', 'WorldModelsStage'
 ]
