@@ -40,6 +40,8 @@ stages = [
     base['cam'], base['cam_cams'], base['cam_eval'],
     # QA-CLIMS: RITC from the baseline CAM (spec §3-§4)
     dict(name='qaclims', type='TrainStage', config=qaclims_config,
+         cfg_options={'default_hooks.checkpoint.interval': 100,
+                      'default_hooks.checkpoint.max_keep_ckpts': 2},
          inputs={
              **data_keys, 'load_from': 'cam/final.pth',
              'model.cam_head.clip.model_dir': world_clip,
@@ -55,6 +57,8 @@ stages = [
                      split=splits + '/train.txt')),
     # CLIMS: fixed background prompts, from the same baseline (spec §5)
     dict(name='clims', type='TrainStage', config=clims_config,
+         cfg_options={'default_hooks.checkpoint.interval': 1,
+                      'default_hooks.checkpoint.max_keep_ckpts': 2},
          inputs={
              **data_keys, 'load_from': 'cam/final.pth',
              'model.cam_head.clip.model_dir': world_clip,

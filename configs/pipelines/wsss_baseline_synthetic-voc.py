@@ -24,9 +24,12 @@ stages = [
     dict(name='data', type='SyntheticDataStage', preset=preset, seed=0,
          outputs=dict(data_root=voc)),
     # baseline CAM: the synthetic demo config (random-init ResNet-18)
+    # (a checkpoint every 2 epochs, so that a killed run loses little)
     dict(name='cam', type='TrainStage',
          config='../cam/cam_r18-os16_1xb16-12e_synthetic-voc-160x160.py',
-         cfg_options={'custom_hooks': []},
+         cfg_options={'custom_hooks': [],
+                      'default_hooks.checkpoint.interval': 2,
+                      'default_hooks.checkpoint.max_keep_ckpts': 2},
          inputs=data_keys, outputs=dict(checkpoint='cam/final.pth')),
     dict(name='cam_cams', type='InferCAMsStage',
          config='../cam/cam_r18-os16_1xb16-12e_synthetic-voc-160x160.py',

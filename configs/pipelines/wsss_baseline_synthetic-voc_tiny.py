@@ -4,7 +4,8 @@
 _base_ = ['./wsss_baseline_synthetic-voc.py']
 _tiny = {
     'data': dict(preset='test'),
-    'cam': dict(cfg_options={'train_cfg.max_epochs': 2}),
+    'cam': dict(cfg_options={'train_cfg.max_epochs': 2,
+                             'default_hooks.checkpoint.interval': 1}),
     'irn': dict(cfg_options={'train_cfg.max_epochs': 1}),
     'deeplab': dict(cfg_options={'train_cfg.max_iters': 8,
                                  'train_cfg.val_interval': 8}),
