@@ -29,6 +29,7 @@ model = dict(
     cam_head=dict(
         in_channels=512,
         clip=dict(
+            model_name=None,  # the architecture comes from model_dir
             model_dir=world_clip,  # architecture + the files below
             weights='weights.pth',
             ovseg_checkpoint='ovseg.pth'),

@@ -211,7 +211,7 @@ def test_synthetic_configs_build_with_the_world_clip(tmp_path, world_clip):
         # the paper's values stay: only the stated entries differ
         head = cfg.model.cam_head
         assert head.region_mask == region_mask
-        assert head.clip.model_name.startswith('local-dir:')
+        assert head.clip.model_name is None and head.clip.model_dir
         assert head.clip_input_size == WORLD_CLIP_CFG['vision_cfg'][
             'image_size']
         assert cfg.model.backbone.depth == 18

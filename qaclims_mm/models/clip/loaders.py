@@ -282,7 +282,8 @@ def build_mask_clip(model_name: str = 'ViT-L-14',
         model_dir (str, optional): A CLIP model folder in open_clip's
             ``local-dir`` layout (``open_clip_config.json`` next to the
             weights), e.g. the synthetic world's CLIP. It gives the
-            architecture (``model_name='local-dir:<model_dir>'``), and
+            architecture (``model_name='local-dir:<model_dir>'``, in place
+            of ``model_name``), and
             relative ``weights`` / ``ovseg_checkpoint`` names are files in
             it. One path a pipeline can hand over. Defaults to None.
         **opts: Other :class:`MaskPromptedCLIP` arguments (``model_cfg``,
