@@ -19,6 +19,8 @@ import time
 import numpy as np
 import torch
 
+import qaclims_mm  # noqa: F401  (MMEngine checkpoints load safely)
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'pipelines',
                   'wsss_baseline_synthetic-voc_tiny.py')

@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 import torch
 
+import qaclims_mm  # noqa: F401  (MMEngine checkpoints load safely)
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'pipelines', 'qaclims_synthetic-voc_tiny.py')
 

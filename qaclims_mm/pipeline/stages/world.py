@@ -47,6 +47,9 @@ class WorldModelsStage(BaseStage):
             ``'data/pretrained/synthetic'``.
         seed (int): World seed. Defaults to 0.
         with_clip (bool): Also train the CLIP. Defaults to True.
+        preset (str): ``'full'`` (the tool's models) or ``'test'`` (a small
+            world and short schedules, for the pipeline's tests; cached in
+            ``<cache_root>/test-preset``). Defaults to ``'full'``.
     """
 
     run_on = 'rank0'
@@ -55,10 +58,19 @@ class WorldModelsStage(BaseStage):
     def __init__(self, name: str, inputs: Optional[Dict[str, str]] = None,
                  outputs: Optional[Dict[str, str]] = None,
                  cache_root: str = 'data/pretrained/synthetic', seed: int = 0,
-                 with_clip: bool = True, **params) -> None:
+                 with_clip: bool = True, preset: str = 'full',
+                 **params) -> None:
+        from ...synthetic.world.cache import (WORLD_PRESETS, preset_kwargs,
+                                              world_dir_name)
+        if preset not in WORLD_PRESETS:
+            raise KeyError(f'stage {name!r}: preset must be one of '
+                           f'{list(WORLD_PRESETS)}, got {preset!r}')
+        if preset != 'full':
+            cache_root = osp.join(cache_root, f'{preset}-preset')
         super().__init__(name, inputs, outputs, cache_root=cache_root,
-                         seed=seed, with_clip=with_clip, **params)
-        from ...synthetic.world.cache import world_dir_name
+                         seed=seed, with_clip=with_clip, preset=preset,
+                         **params)
+        self._preset_kwargs = preset_kwargs(preset)
         cache_dir = osp.abspath(osp.join(cache_root, world_dir_name(seed)))
         for key, path in self.outputs.items():
             path = osp.abspath(path)
@@ -82,7 +94,7 @@ class WorldModelsStage(BaseStage):
         models = build_world_models(
             p['cache_root'], p['seed'], progress=ctx.progress,
             fg_templates=FG_QUESTIONS, bg_templates=BG_QUESTIONS,
-            with_clip=p['with_clip'], log=log)
+            with_clip=p['with_clip'], log=log, **self._preset_kwargs)
         _copy_tree(models['vqa'], self.outputs['vqa'])
         if models['clip'] is not None:
             _copy_tree(models['clip'], self.outputs['clip'])

@@ -49,6 +49,42 @@ WORLD_SIZES: Dict[str, Dict[str, int]] = {
     'eval': dict(num_train=100, num_val=1, num_aug=0, min_long=96,
                  max_long=224),
 }
+#: Named sizes of the world models (:func:`preset_kwargs`): ``'full'`` is
+#: the tool's (the main job's models); ``'test'`` a small world and short
+#: schedules that make the pipeline's tests run, not good models.
+WORLD_PRESETS = ('full', 'test')
+
+
+def preset_kwargs(preset: str) -> dict:
+    """``build_world_models`` keyword arguments of a named preset.
+
+    Args:
+        preset (str): One of :data:`WORLD_PRESETS`.
+
+    Returns:
+        dict: ``world_sizes``, ``vqa_cfg`` and ``clip_kwargs`` (empty for
+        ``'full'``: the defaults).
+
+    Raises:
+        KeyError: an unknown preset (the message lists the known ones).
+    """
+    if preset == 'full':
+        return {}
+    if preset == 'test':
+        from .vqa import WorldVQAConfig
+        return dict(
+            world_sizes={
+                'train': dict(num_train=80, num_val=1, num_aug=0,
+                              min_long=64, max_long=128),
+                'eval': dict(num_train=30, num_val=1, num_aug=0,
+                             min_long=64, max_long=128)},
+            vqa_cfg=WorldVQAConfig(vision_layers=2, epochs=12,
+                                   warmup_steps=20),
+            clip_kwargs=dict(steps=120, tune_steps=40))
+    raise KeyError(f'unknown world-model preset {preset!r}; expected one '
+                   f'of {list(WORLD_PRESETS)}')
+
+
 #: Seed offsets of the worlds: disjoint from the pipeline data's seeds.
 WORLD_SEED_OFFSETS = {'train': 1000, 'eval': 2000}
 
