@@ -36,7 +36,7 @@ stages = [
          outputs=dict(cache='text_cache/qa')),
     dict(name='clims_prompts', type='PromptCacheStage',
          inputs=dict(clip=world_clip),
-         outputs=dict(cache='text_cache/clims')),
+         outputs=dict(cache='clims_prompts/clims')),
     base['cam'], base['cam_cams'], base['cam_eval'],
     # QA-CLIMS: RITC from the baseline CAM (spec §3-§4)
     dict(name='qaclims', type='TrainStage', config=qaclims_config,
@@ -62,7 +62,7 @@ stages = [
          inputs={
              **data_keys, 'load_from': 'cam/final.pth',
              'model.cam_head.clip.model_dir': world_clip,
-             'model.cam_head.text_source.cache': 'text_cache/clims'},
+             'model.cam_head.text_source.cache': 'clims_prompts/clims'},
          outputs=dict(checkpoint='clims/final.pth')),
     dict(name='clims_cams', type='InferCAMsStage', config=cam_config,
          cfg_options={'custom_hooks': []},

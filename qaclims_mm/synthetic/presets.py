@@ -5,7 +5,7 @@
   :func:`~qaclims_mm.synthetic.make_synthetic_voc`).
 * ``demo``: 240 train + 60 val + 240 aug-only images, long side 160-224 px;
   enough to train a small CAM classifier on CPU in a few minutes (the data of
-  ``tools/run_cam_demo.py``).
+  ``configs/pipelines/qaclims_synthetic-voc.py``, the main job).
 """
 from typing import Dict
 

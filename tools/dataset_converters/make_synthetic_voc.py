@@ -6,7 +6,7 @@ real data (see :mod:`qaclims_mm.synthetic`).
 
 Presets (:mod:`qaclims_mm.synthetic.presets`; explicit flags override them):
 ``test`` (default; 60 images, about a second) and ``demo`` (540 images, the
-data of ``tools/run_cam_demo.py``).
+data of the synthetic pipelines, ``configs/pipelines/*synthetic*``).
 
 Example::
 
