@@ -516,7 +516,8 @@ class WSSSPipelineRunner:
                   f'(complete; it ran in {_format_seconds(wall)})' +
                   (f' — {head}' if head else ''))
         return dict(stage=node.name, type=node.type, status='skipped',
-                    wall_time_s=wall, metrics=metrics)
+                    wall_time_s=wall, metrics=metrics,
+                    headline=node.stage.headline(metrics))
 
     def _execute_stage(self, node: StageNode, plan: StagePlan) -> dict:
         """Prepare (rank 0), check the inputs and run the stage on its
@@ -558,7 +559,8 @@ class WSSSPipelineRunner:
                   f'{_format_seconds(wall)}' +
                   (f' — {head}' if head else ''))
         return dict(stage=node.name, type=node.type, status=status,
-                    wall_time_s=wall, metrics=metrics)
+                    wall_time_s=wall, metrics=metrics,
+                    headline=stage.headline(metrics))
 
     def _prepare(self, node: StageNode, plan: StagePlan) -> None:
         """Rank 0: wipe a stage run afresh; record the start."""

@@ -70,17 +70,17 @@ def preset_kwargs(preset: str) -> dict:
     """
     if preset == 'full':
         return {}
-    if preset == 'test':
+    if preset == 'test':  # the sizes the world-model tests use
         from .vqa import WorldVQAConfig
         return dict(
             world_sizes={
                 'train': dict(num_train=80, num_val=1, num_aug=0,
-                              min_long=64, max_long=128),
-                'eval': dict(num_train=30, num_val=1, num_aug=0,
-                             min_long=64, max_long=128)},
-            vqa_cfg=WorldVQAConfig(vision_layers=2, epochs=12,
-                                   warmup_steps=20),
-            clip_kwargs=dict(steps=120, tune_steps=40))
+                              min_long=64, max_long=96),
+                'eval': dict(num_train=40, num_val=1, num_aug=0,
+                             min_long=64, max_long=96)},
+            vqa_cfg=WorldVQAConfig(image_size=32, vision_layers=2,
+                                   epochs=55, warmup_steps=30),
+            clip_kwargs=dict(steps=240, tune_steps=100))
     raise KeyError(f'unknown world-model preset {preset!r}; expected one '
                    f'of {list(WORLD_PRESETS)}')
 
