@@ -24,6 +24,7 @@ _tiny = {
                              'default_hooks.logger.interval': 1}),
     'deeplab': dict(cfg_options={'train_cfg.max_iters': 8,
                                  'train_cfg.val_interval': 8,
+                                 'param_scheduler.0.end': 8,
                                  'default_hooks.logger.interval': 2}),
 }
 stages = [

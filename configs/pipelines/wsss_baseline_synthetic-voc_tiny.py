@@ -8,7 +8,8 @@ _tiny = {
                              'default_hooks.checkpoint.interval': 1}),
     'irn': dict(cfg_options={'train_cfg.max_epochs': 1}),
     'deeplab': dict(cfg_options={'train_cfg.max_iters': 8,
-                                 'train_cfg.val_interval': 8}),
+                                 'train_cfg.val_interval': 8,
+                                 'param_scheduler.0.end': 8}),
 }
 stages = [
     {**s, **{k: ({**s.get(k, {}), **v} if isinstance(v, dict) else v)
