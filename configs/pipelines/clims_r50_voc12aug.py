@@ -3,20 +3,12 @@
 # by the CLIP ViT-B/32 text tower, plain CLIP on the soft CAM regions); no
 # QAPE. Refinement and segmentation are the same stages.
 _base_ = ['./qaclims_r50_voc12aug.py']
+# the QA-CLIMS pipeline's files without BLIP and OV-Seg, and CLIMS's CLIP
 files = dict(
+    {k: v for k, v in _base_.files.items() if k not in ('blip', 'ovseg')},
     _delete_=True,
-    voc=dict(path='data/VOCdevkit/VOC2012',
-             help='docs/data.md#pascal-voc-2012--sbd (converted with '
-             'tools/dataset_converters/voc12_wsss.py)'),
-    resnet50=dict(path='data/pretrained/resnet50-19c8e357.pth',
-                  help='docs/cam.md (torchvision ImageNet ResNet-50)'),
     clip=dict(path='data/pretrained/ViT-B-32.pt',
-              help='docs/ritc.md#clims (OpenAI CLIP ViT-B/32)'),
-    deeplab_init=dict(
-        path='data/pretrained/deeplabv1_resnet101-imagenet_mmseg.pth',
-        help='docs/segmentation.md (converted deeplab-pytorch ImageNet '
-        'ResNet-101)'),
-)
+              help='docs/ritc.md#clims (OpenAI CLIP ViT-B/32)'))
 clims_config = '../clims/clims_r50-os16_1xb16-15e_voc12aug-512x512.py'
 voc, splits, data_keys = _base_.voc, _base_.splits, _base_.data_keys
 by_name = {s['name']: s for s in _base_.stages}

@@ -4,24 +4,13 @@
 # walk; DeepLab trains on the train2014 pseudo masks and is tested on val2014.
 #   bash tools/dist_train.sh configs/pipelines/qaclims_r50_coco14.py 8
 _base_ = ['./qaclims_r50_voc12aug.py']
+# the VOC pipeline's files, with COCO in place of VOC
 files = dict(
+    {k: v for k, v in _base_.files.items() if k != 'voc'},
     _delete_=True,
     coco=dict(path='data/coco2014',
               help='docs/data.md#ms-coco-2014 (converted with '
-              'tools/dataset_converters/coco14_wsss.py)'),
-    resnet50=dict(path='data/pretrained/resnet50-19c8e357.pth',
-                  help='docs/cam.md (torchvision ImageNet ResNet-50)'),
-    blip=dict(path='data/pretrained/blip-vqa-capfilt-large',
-              help='docs/qape.md (BLIP VQA ViT-B CapFilt-L, HF folder)'),
-    clip=dict(path='data/pretrained/ViT-L-14.pt',
-              help='docs/ritc.md (OpenAI CLIP ViT-L/14)'),
-    ovseg=dict(path='data/pretrained/ovseg_swinbase_vitL14_ft_mpt.pth',
-               help='docs/ritc.md (OV-Seg mask-prompt-tuned CLIP)'),
-    deeplab_init=dict(
-        path='data/pretrained/deeplabv1_resnet101-imagenet_mmseg.pth',
-        help='docs/segmentation.md (converted deeplab-pytorch ImageNet '
-        'ResNet-101)'),
-)
+              'tools/dataset_converters/coco14_wsss.py)'))
 coco = '{coco}'
 data_keys = {
     'train_dataloader.dataset.data_root': coco,
