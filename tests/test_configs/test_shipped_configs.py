@@ -25,7 +25,8 @@ CONFIG_DIR = osp.join(REPO, 'configs')
 LEAF_CONFIGS = sorted(
     osp.relpath(p, REPO)
     for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
-    if '_base_' not in p)
+    # pipeline configs hold stages, not a model: test_pipeline_configs.py
+    if '_base_' not in p and osp.sep + 'pipelines' + osp.sep not in p)
 VISION, TEXT = TINY_CLIP_VISION, TINY_CLIP_TEXT
 
 
