@@ -109,6 +109,7 @@ stages = [
              'model.backbone.init_cfg.checkpoint': '{deeplab_init}'},
          outputs=dict(checkpoint='deeplab/final.pth')),
     dict(name='deeplab_test', type='TestStage', config=deeplab_config,
+         num_vis=6,  # the report's image rows
          inputs={
              'checkpoint': 'deeplab/final.pth',
              'vis_split': splits + '/train.txt',

@@ -83,7 +83,7 @@ stages = [
              'test_dataloader.dataset.data_root': voc},
          outputs=dict(checkpoint='deeplab/final.pth')),
     dict(name='deeplab_test', type='TestStage',
-         config=deeplab_config,
+         config=deeplab_config, num_vis=6,  # the report's image rows
          inputs={
              'checkpoint': 'deeplab/final.pth',
              'vis_split': splits + '/train.txt',
@@ -92,7 +92,7 @@ stages = [
                       vis_predictions='deeplab_test/vis_predictions')),
 ]
 report = dict(
-    num_images=4,
+    num_images=6,
     split_file=splits + '/train.txt',
     columns=dict(
         image=dict(kind='image', path=voc + '/JPEGImages'),
