@@ -65,7 +65,9 @@ def test_configs_parse_and_build_models():
     from mmengine.config import Config
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     configs = sorted(glob.glob(osp.join(root, 'configs', '*', '*.py')))
-    configs = [c for c in configs if '_base_' not in c]
+    # pipeline configs hold stages (tests/test_pipeline/test_pipeline_configs)
+    configs = [c for c in configs
+               if '_base_' not in c and 'pipelines' not in c]
     assert len(configs) >= 8
     built = 0
     for path in configs:
