@@ -34,6 +34,26 @@ def _get(container, name: str):
     return getattr(container, name)
 
 
+def cam_metrics_from_summary(summary: dict) -> Dict[str, float]:
+    """The numbers :class:`CAMIoUMetric` reports, from a sweep summary.
+
+    Args:
+        summary (dict): A :func:`~qaclims_mm.evaluation.cam_sweep.
+            sweep_summary` result.
+
+    Returns:
+        dict: ``mIoU``, ``best_mIoU``, ``fg_false_act`` (%, two decimals)
+        and ``best_threshold``.
+    """
+    at = summary['scores_at_threshold']
+    best = summary['scores_at_best']
+    return dict(
+        mIoU=float(np.round(at['mIoU'] * 100, 2)),
+        best_mIoU=float(np.round(best['mIoU'] * 100, 2)),
+        best_threshold=float(np.round(summary['best_threshold'], 10)),
+        fg_false_act=float(np.round(at['fg_false_activation'] * 100, 2)))
+
+
 @METRICS.register_module()
 class CAMIoUMetric(BaseMetric):
     """mIoU of CAMs turned into labels with a constant background score.
@@ -227,11 +247,4 @@ class CAMIoUMetric(BaseMetric):
             '\n' + format_sweep_report(total, self.thresholds, self.threshold,
                                        class_names, split, self.cam_type),
             logger=logger)
-        at = summary['scores_at_threshold']
-        best = summary['scores_at_best']
-        return dict(
-            mIoU=float(np.round(at['mIoU'] * 100, 2)),
-            best_mIoU=float(np.round(best['mIoU'] * 100, 2)),
-            best_threshold=float(np.round(summary['best_threshold'], 10)),
-            fg_false_act=float(
-                np.round(at['fg_false_activation'] * 100, 2)))
+        return cam_metrics_from_summary(summary)

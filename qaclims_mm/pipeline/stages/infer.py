@@ -3,7 +3,6 @@ import copy
 import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
 from mmengine.config import Config
 
 from ..base import PIPELINE_STAGES, StageContext, StageInputError
@@ -183,6 +182,7 @@ def restrict(dataset_cfg: dict, positions: Sequence[int]) -> None:
 def offline_cam_metrics(cfg: Config, dataset, ids: Sequence[str],
                         cam_dir: str) -> Dict[str, float]:
     """``CAMIoUMetric``'s numbers computed from the CAM files of ``ids``."""
+    from ...evaluation.metrics.cam_metric import cam_metrics_from_summary
     from ...evaluation.offline import evaluate_cams
     metric = dict(cfg.test_evaluator)
     gt_dir = dataset.data_prefix.get('seg_map_path', '')
@@ -198,15 +198,4 @@ def offline_cam_metrics(cfg: Config, dataset, ids: Sequence[str],
         split=metric.get('split') or 'unknown')
     return cam_metrics_from_summary(result['summary'])
 
-
-def cam_metrics_from_summary(summary: dict) -> Dict[str, float]:
-    """The numbers ``CAMIoUMetric.compute_metrics`` returns, from a
-    :func:`~qaclims_mm.evaluation.cam_sweep.sweep_summary`."""
-    at = summary['scores_at_threshold']
-    best = summary['scores_at_best']
-    return dict(
-        mIoU=float(np.round(at['mIoU'] * 100, 2)),
-        best_mIoU=float(np.round(best['mIoU'] * 100, 2)),
-        best_threshold=float(np.round(summary['best_threshold'], 10)),
-        fg_false_act=float(np.round(at['fg_false_activation'] * 100, 2)))
 
